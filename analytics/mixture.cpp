@@ -1,0 +1,220 @@
+#include "analytics/mixture.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <fmt/format.h>
+#include <numbers>
+
+#include "analytics/errors.hpp"
+#include "analytics/random.hpp"
+
+namespace flowgauge {
+
+namespace {
+constexpr double kLog2Pi = 1.8378770664093454836;  // log(2 pi)
+}
+
+GaussianMixture::GaussianMixture(std::vector<Component> components, const std::string& origin,
+                                 const std::function<void(const std::string&)>& warn, const Locator& locate)
+    : comps_(std::move(components)) {
+  auto fail = [&](int k, const char* key, const std::string& msg) {
+    const std::string where = locate ? locate(k, key) : fmt::format("{}: component[{}].{}", origin, k, key);
+    throw InputError(fmt::format("{}: {}", where, msg));
+  };
+  if (comps_.empty()) throw InputError(fmt::format("{}: the mixture has no components", origin));
+  K_ = static_cast<int>(comps_.size());
+  d_ = static_cast<int>(comps_[0].mean.size());
+  if (d_ < 1) fail(0, "mean", "empty mean vector");
+  w_.resize(K_);
+  double total = 0;
+  for (int k = 0; k < K_; ++k) {
+    auto& c = comps_[k];
+    if (!std::isfinite(c.weight) || !(c.weight > 0))
+      fail(k, "weight", fmt::format("must be finite and > 0, got {}", c.weight));
+    if (c.mean.size() != d_)
+      fail(k, "mean", fmt::format("has length {}, expected dimension {}", c.mean.size(), d_));
+    if (!c.mean.allFinite()) fail(k, "mean", "contains NaN or Inf");
+    if (c.cov.rows() != d_ || c.cov.cols() != d_)
+      fail(k, "cov", fmt::format("is {}x{}, expected {}x{}", c.cov.rows(), c.cov.cols(), d_, d_));
+    if (!c.cov.allFinite()) fail(k, "cov", "contains NaN or Inf");
+    const double scale = std::max(1e-300, c.cov.cwiseAbs().maxCoeff());
+    const double asym = (c.cov - c.cov.transpose()).cwiseAbs().maxCoeff();
+    if (asym > 1e-12 * scale)  // rounding in a computed A A^T stays far below 1e-12 relative
+      fail(k, "cov", fmt::format("is not symmetric (max |S - S^T| = {:.3g}, max |S| = {:.3g})", asym, scale));
+    c.cov = 0.5 * (c.cov + c.cov.transpose());
+    w_(k) = c.weight;
+    total += c.weight;
+  }
+  if (std::abs(total - 1.0) > 1e-12 && warn)
+    warn(fmt::format("{}: weights sum to {:.17g}; normalized to 1", origin, total));
+  w_ /= total;
+  logw_ = w_.array().log();
+
+  mu_.resize(K_);
+  s_.resize(K_);
+  U_.resize(K_);
+  Ut_stack_.resize(static_cast<Eigen::Index>(K_) * d_, d_);
+  U_stack_.resize(d_, static_cast<Eigen::Index>(K_) * d_);
+  Utmu_.resize(d_, K_);
+  Mu_.resize(d_, K_);
+  S_.resize(d_, K_);
+  for (int k = 0; k < K_; ++k) {
+    Eigen::SelfAdjointEigenSolver<MatrixXd> es(comps_[k].cov);
+    if (es.info() != Eigen::Success) fail(k, "cov", "eigen-decomposition failed");
+    VectorXd s = es.eigenvalues();
+    const double smax = std::max(std::abs(s.maxCoeff()), std::abs(s.minCoeff()));
+    // Symmetric eigensolvers are backward stable: rounding leaves |negative| <= ~d eps |S|.
+    if (s.minCoeff() < -1e-12 * std::max(1.0, static_cast<double>(d_)) * smax)
+      fail(k, "cov", fmt::format("is not positive semidefinite (smallest eigenvalue {:.6g})", s.minCoeff()));
+    s_[k] = s.cwiseMax(0.0);
+    U_[k] = es.eigenvectors();
+    mu_[k] = comps_[k].mean;
+    Ut_stack_.middleRows(static_cast<Eigen::Index>(k) * d_, d_) = U_[k].transpose();
+    U_stack_.middleCols(static_cast<Eigen::Index>(k) * d_, d_) = U_[k];
+    Utmu_.col(k) = U_[k].transpose() * mu_[k];
+    Mu_.col(k) = mu_[k];
+    S_.col(k) = s_[k];
+  }
+  // Keep a (K d) x B projection block near 4 MiB so the GEMMs stay cache friendly.
+  block_ = std::clamp<Eigen::Index>((Eigen::Index(1) << 19) / (static_cast<Eigen::Index>(K_) * d_), 64, 2048);
+}
+
+MatrixXd GaussianMixture::covariance(int k) const { return U_[k] * s_[k].asDiagonal() * U_[k].transpose(); }
+
+VectorXd GaussianMixture::marginal_mean(double alpha) const {
+  VectorXd m = VectorXd::Zero(d_);
+  for (int k = 0; k < K_; ++k) m += w_(k) * mu_[k];
+  return alpha * m;
+}
+
+MatrixXd GaussianMixture::marginal_cov(double alpha, double sigma) const {
+  const VectorXd m = marginal_mean(1.0);
+  MatrixXd C = MatrixXd::Zero(d_, d_);
+  for (int k = 0; k < K_; ++k) C += w_(k) * (covariance(k) + mu_[k] * mu_[k].transpose());
+  C -= m * m.transpose();
+  return alpha * alpha * C + sigma * sigma * MatrixXd::Identity(d_, d_);
+}
+
+void GaussianMixture::evaluate(const ConstMatRef& X, double alpha, double sigma, unsigned flags, MixtureEval& out,
+                               EvalWorkspace& ws) const {
+  if (X.rows() != d_)
+    throw std::invalid_argument(fmt::format("mixture evaluate: points have {} rows, mixture dimension is {}",
+                                            X.rows(), d_));
+  const Eigen::Index N = X.cols(), d = d_, K = K_, B = block_;
+  // Per-component constants: c_k = alpha^2 s_k + sigma^2, 1/c_k, log w_k - (d log 2pi + sum log c_k)/2.
+  auto& invc = ws.invc;
+  auto& cst = ws.cst;
+  auto& trinv = ws.trinv;
+  invc.resize(d, K);
+  cst.resize(K);
+  trinv.resize(K);
+  for (int k = 0; k < K_; ++k) {
+    auto c = alpha * alpha * s_[k].array() + sigma * sigma;
+    if (!(c.minCoeff() > 0))
+      throw std::domain_error("mixture evaluate: C_k(t) is singular (sigma = 0 with a rank-deficient covariance)");
+    invc.col(k) = c.inverse().matrix();
+    cst(k) = logw_(k) - 0.5 * (static_cast<double>(d) * kLog2Pi - invc.col(k).array().log().sum());
+    trinv(k) = invc.col(k).sum();
+  }
+  if (flags & kLogp) out.logp.resize(N);
+  if (flags & (kScore | kTrace)) out.score.resize(d, N);
+  if (flags & kTrace) out.trace.resize(N);
+  if (flags & kResp) out.resp.resize(K, N);
+  if (flags & kDenoiser) {
+    out.x0.resize(d, N);
+    ws.Yd.resize(K * d, std::min(B, N));
+  }
+  ws.Y.resize(K * d, std::min(B, N));
+  ws.logn.resize(K, std::min(B, N));
+  ws.W.resize(K, std::min(B, N));  // |z_k|^2 per column
+  ws.lse.resize(std::min(B, N));
+
+  for (Eigen::Index j0 = 0; j0 < N; j0 += B) {
+    const Eigen::Index nb = std::min(B, N - j0);
+    auto Y = ws.Y.leftCols(nb);
+    auto logn = ws.logn.leftCols(nb);
+    auto zz = ws.W.leftCols(nb);
+    Y.noalias() = Ut_stack_ * X.middleCols(j0, nb);  // GEMM 1: all projections U_k^T x
+    for (Eigen::Index k = 0; k < K; ++k) {
+      auto Yk = Y.middleRows(k * d, d);
+      Yk.colwise() -= alpha * Utmu_.col(k);  // y_k = U_k^T (x - alpha mu_k)
+      logn.row(k) = cst(k) - 0.5 * (Yk.array().square().colwise() * invc.col(k).array()).colwise().sum();
+      Yk.array().colwise() *= invc.col(k).array();  // z_k = y_k / c_k (in place)
+      if (flags & kTrace) zz.row(k) = Yk.colwise().squaredNorm();
+    }
+    // log-sum-exp over components; logn becomes the responsibilities.
+    if (K == 1) {
+      ws.lse.head(nb) = logn.row(0).transpose();
+      logn.setOnes();
+    } else {
+      for (Eigen::Index j = 0; j < nb; ++j) {
+        const double m = logn.col(j).maxCoeff();
+        double acc = 0;
+        for (Eigen::Index k = 0; k < K; ++k) acc += std::exp(logn(k, j) - m);
+        const double l = m + std::log(acc);
+        ws.lse(j) = l;
+        for (Eigen::Index k = 0; k < K; ++k) logn(k, j) = std::exp(logn(k, j) - l);
+      }
+    }
+    if (flags & kLogp) out.logp.segment(j0, nb) = ws.lse.head(nb);
+    if (flags & kResp) out.resp.middleCols(j0, nb) = logn;
+    if (flags & kDenoiser) {
+      auto Yd = ws.Yd.leftCols(nb);
+      for (Eigen::Index k = 0; k < K; ++k)
+        Yd.middleRows(k * d, d) = ((Y.middleRows(k * d, d).array().colwise() * (alpha * S_.col(k).array())).rowwise() *
+                                   logn.row(k).array());
+      out.x0.middleCols(j0, nb).noalias() = Mu_ * logn;
+      out.x0.middleCols(j0, nb).noalias() += U_stack_ * Yd;
+    }
+    if (flags & (kScore | kTrace)) {
+      if (K > 1)
+        for (Eigen::Index k = 0; k < K; ++k) Y.middleRows(k * d, d).array().rowwise() *= logn.row(k).array();
+      out.score.middleCols(j0, nb).noalias() = -U_stack_ * Y;  // GEMM 2: s = -sum_k r_k U_k z_k
+      if (flags & kTrace) {
+        // tr J_s = -sum_k r_k sum_i 1/c_ki + sum_k r_k |z_k|^2 - |s|^2  (|g_k| = |z_k|, U_k orthogonal)
+        if (K == 1)
+          out.trace.segment(j0, nb).setConstant(-trinv(0));
+        else
+          out.trace.segment(j0, nb) = ((logn.array() * (zz.array().colwise() - trinv.array())).colwise().sum() -
+                                       out.score.middleCols(j0, nb).colwise().squaredNorm().array())
+                                          .transpose();
+      }
+    }
+  }
+}
+
+MixtureEval GaussianMixture::evaluate(const ConstMatRef& X, double alpha, double sigma, unsigned flags) const {
+  MixtureEval out;
+  EvalWorkspace ws;
+  evaluate(X, alpha, sigma, flags, out, ws);
+  return out;
+}
+
+void GaussianMixture::sample(double alpha, double sigma, std::uint64_t seed, std::int64_t first_particle,
+                             MatRef out) const {
+  if (out.rows() != d_) throw std::invalid_argument("mixture sample: output has the wrong number of rows");
+  CounterRng pick(seed, Stream::kMixtureComponent), noise(seed, Stream::kMixtureNoise);
+  VectorXd cdf(K_);
+  double acc = 0;
+  for (int k = 0; k < K_; ++k) cdf(k) = (acc += w_(k));
+  MatrixXd sd(d_, K_);  // sqrt of c_k = alpha^2 s_k + sigma^2
+  for (int k = 0; k < K_; ++k) sd.col(k) = (alpha * alpha * s_[k].array() + sigma * sigma).sqrt().matrix();
+  VectorXd xi(d_);
+  for (Eigen::Index j = 0; j < out.cols(); ++j) {
+    const auto p = static_cast<std::uint64_t>(first_particle + j);
+    const double u = pick.uniforms(p, 0)[0] * acc;
+    const int k = std::min<int>(K_ - 1, static_cast<int>(std::upper_bound(cdf.data(), cdf.data() + K_, u) - cdf.data()));
+    noise.normals(p, xi.data(), d_);
+    xi.array() *= sd.col(k).array();
+    out.col(j).noalias() = U_[k] * xi;  // x = alpha mu_k + U_k diag(sqrt c_k) xi
+    out.col(j) += alpha * mu_[k];
+  }
+}
+
+MatrixXd GaussianMixture::sample(double alpha, double sigma, std::uint64_t seed, Eigen::Index n) const {
+  MatrixXd out(d_, n);
+  sample(alpha, sigma, seed, 0, out);
+  return out;
+}
+
+}  // namespace flowgauge

@@ -1,0 +1,101 @@
+#pragma once
+// Gaussian-mixture data and its exact noisy marginals (closed_forms.md section 3):
+// p_t = sum_k w_k N(alpha mu_k, C_k), C_k = alpha^2 S_k + sigma^2 I = U_k diag(c_k) U_k^T.
+// Points are columns of a d x N matrix (an h5py (N, d) array read as-is).
+#include <Eigen/Dense>
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace flowgauge {
+
+using Eigen::MatrixXd;
+using Eigen::VectorXd;
+using ConstMatRef = Eigen::Ref<const MatrixXd>;
+using MatRef = Eigen::Ref<MatrixXd>;
+
+struct Component {
+  double weight = 1.0;
+  VectorXd mean;
+  MatrixXd cov;  // symmetric positive semidefinite
+};
+
+// What one batched evaluation fills (bit flags).
+enum EvalFlag : unsigned {
+  kLogp = 1u,      // log p_t(x)
+  kScore = 2u,     // grad log p_t(x)
+  kTrace = 4u,     // tr grad score (exact, closed_forms section 3)
+  kResp = 8u,      // responsibilities r_k(x)
+  kDenoiser = 16u, // E[x0 | x] = sum_k r_k (mu_k + U_k (alpha s_k / c_k) y_k): no division by alpha
+};
+
+struct MixtureEval {
+  VectorXd logp;   // N
+  MatrixXd score;  // d x N
+  VectorXd trace;  // N
+  MatrixXd resp;   // K x N
+  MatrixXd x0;     // d x N (kDenoiser)
+};
+
+// Scratch memory for evaluate(); reuse it across calls so the hot loop never allocates.
+struct EvalWorkspace {
+  MatrixXd Y;              // (K d) x B: projections y_k, then z_k, then r_k z_k
+  MatrixXd Yd;             // (K d) x B: r_k alpha s_k z_k (kDenoiser only)
+  MatrixXd logn, W;        // K x B: log(w_k N_k) then r_k; |z_k|^2
+  MatrixXd invc;           // d x K: 1 / c_k
+  VectorXd cst, trinv, lse;
+};
+
+class GaussianMixture {
+ public:
+  // Validates and factors once. Weights are normalized; `warn` (if set) is told when they did
+  // not sum to 1 within 1e-12. Throws InputError naming `origin` and the component on bad input.
+  // `locate(k, key)` may supply the error prefix (e.g. "file:line:col: component[k].cov").
+  using Locator = std::function<std::string(int k, const std::string& key)>;
+  explicit GaussianMixture(std::vector<Component> components, const std::string& origin = "mixture",
+                           const std::function<void(const std::string&)>& warn = {}, const Locator& locate = {});
+
+  int dim() const { return d_; }
+  int size() const { return K_; }
+  const VectorXd& weights() const { return w_; }
+  const VectorXd& log_weights() const { return logw_; }
+  const VectorXd& mean(int k) const { return mu_[k]; }
+  const MatrixXd& eigvecs(int k) const { return U_[k]; }  // U_k
+  const VectorXd& eigvals(int k) const { return s_[k]; }  // s_k >= 0 (tiny negatives clipped)
+  MatrixXd covariance(int k) const;
+  const std::vector<Component>& components() const { return comps_; }
+
+  // Mean and covariance of p_t (alpha, sigma given): alpha m, alpha^2 C + sigma^2 I.
+  VectorXd marginal_mean(double alpha = 1.0) const;
+  MatrixXd marginal_cov(double alpha = 1.0, double sigma = 0.0) const;
+
+  // One pass over the batch: fills what `flags` asks for. Needs C_k(t) nonsingular
+  // (sigma > 0, or full-rank covariances).
+  void evaluate(const ConstMatRef& X, double alpha, double sigma, unsigned flags, MixtureEval& out,
+                EvalWorkspace& ws) const;
+  MixtureEval evaluate(const ConstMatRef& X, double alpha, double sigma, unsigned flags) const;
+
+  // Exact draws from p_t: particle j gets column j of `out`, its randomness keyed by
+  // (seed, first_particle + j) only (Random123 Philox), so any batch split gives the same points.
+  void sample(double alpha, double sigma, std::uint64_t seed, std::int64_t first_particle, MatRef out) const;
+  MatrixXd sample(double alpha, double sigma, std::uint64_t seed, Eigen::Index n) const;
+
+  // Column block size used by evaluate().
+  Eigen::Index block_size() const { return block_; }
+
+ private:
+  int d_ = 0, K_ = 0;
+  std::vector<Component> comps_;
+  VectorXd w_, logw_;
+  std::vector<VectorXd> mu_, s_;
+  std::vector<MatrixXd> U_;
+  MatrixXd Ut_stack_;  // (K d) x d: [U_1^T; ...; U_K^T]
+  MatrixXd U_stack_;   // d x (K d): [U_1, ..., U_K]
+  MatrixXd Utmu_;      // d x K: U_k^T mu_k
+  MatrixXd Mu_;        // d x K: [mu_1, ..., mu_K]
+  MatrixXd S_;         // d x K: eigenvalues s_k
+  Eigen::Index block_ = 256;
+};
+
+}  // namespace flowgauge

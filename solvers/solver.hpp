@@ -1,0 +1,70 @@
+#pragma once
+// The sampler interface (diffrax / k-diffusion shape): a solver advances a d x N batch one grid
+// step at a time; metadata is data (OrdinaryDiffEq-style traits), so tests are generated from it.
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "solvers/grid.hpp"
+#include "solvers/model.hpp"
+
+namespace flowgauge {
+
+struct SolverTraits {
+  std::string name;
+  std::string family;      // runge-kutta | multistep | exponential | stochastic
+  double order = 1;        // declared global order (as measured here; see each file's comment)
+  int evals_per_step = 1;  // model evaluations per (non-final) step
+  int history = 0;         // past evaluations kept between steps
+};
+
+// Solver options as given by the user (TOML or --option key=value), read with OptionReader.
+using SolverOptions = std::map<std::string, std::string>;
+
+class OptionReader {
+ public:
+  OptionReader(std::string solver, const SolverOptions& given) : solver_(std::move(solver)), given_(given) {}
+  double get_double(const std::string& name, double def);
+  int get_int(const std::string& name, int def, int lo, int hi);
+  std::string get_choice(const std::string& name, const std::string& def, const std::vector<std::string>& choices);
+  void finish() const;  // unknown option -> InputError with a suggestion
+  const std::string& solver() const { return solver_; }
+
+ private:
+  std::string solver_;
+  const SolverOptions& given_;
+  std::vector<std::string> used_;
+};
+
+class Solver {
+ public:
+  virtual ~Solver() = default;
+  virtual const SolverTraits& traits() const = 0;
+  // Called once per run before the first step: allocate all workspace here, never in step().
+  virtual void start(Model& model, const Grid& grid, Eigen::Index n) = 0;
+  // Advance X in place from grid.t[i] to grid.t[i + 1].
+  virtual void step(Model& model, const Grid& grid, int i, MatRef X) = 0;
+  // Options as used (defaults filled in), for provenance.
+  const SolverOptions& options() const { return options_; }
+  std::string describe() const;
+
+ protected:
+  SolverOptions options_;
+  friend std::unique_ptr<Solver> make_solver(const std::string&, const SolverOptions&);
+};
+
+// Registry (solvers/solvers.def): one line per solver.
+std::unique_ptr<Solver> make_solver(const std::string& name, const SolverOptions& options = {});
+std::vector<std::string> solver_names();
+
+struct SampleResult {
+  long nfe = 0;
+  std::vector<MatrixXd> trajectory;  // X at every grid time, when asked
+};
+
+// Runs a whole grid. The final step of a grid that ends at sigma = 0 returns the x0-prediction at
+// the previous time (one evaluation), for every solver: EDM Algorithm 2 / k-diffusion convention.
+SampleResult sample(Solver& solver, Model& model, const Grid& grid, MatRef X, bool keep_trajectory = false);
+
+}  // namespace flowgauge

@@ -109,17 +109,24 @@ SampleResult sample(Solver& solver, Model& model, const Grid& grid, MatRef X, bo
   const long nfe0 = model.nfe();
   const int N = grid.steps();
   solver.start(model, grid, X.cols());
-  if (keep_trajectory) r.trajectory.emplace_back(X);
-  for (int i = 0; i < N; ++i) {
+  if (keep_trajectory) {
+    r.trajectory.emplace_back(X);
+    r.reached.push_back(0);
+  }
+  for (int i = 0; i < N;) {
     if (i == N - 1 && grid.denoise_final) {
       MatrixXd eps(X.rows(), X.cols());  // final step only: one allocation per run
       MatrixXd x0(X.rows(), X.cols());
       model.predict(X, grid.t[i], x0, eps);
       X = x0;
+      i += 1;
     } else {
-      solver.step(model, grid, i, X);
+      i += solver.advance(model, grid, i, X);
     }
-    if (keep_trajectory) r.trajectory.emplace_back(X);
+    if (keep_trajectory) {
+      r.trajectory.emplace_back(X);
+      r.reached.push_back(i);
+    }
   }
   r.nfe = model.nfe() - nfe0;
   return r;

@@ -17,6 +17,8 @@ struct SolverTraits {
   double order = 1;        // declared global order (as measured here; see each file's comment)
   int evals_per_step = 1;  // model evaluations per (non-final) step
   int history = 0;         // past evaluations kept between steps
+  bool adaptive = false;   // chooses its own inner steps (order tests skip it)
+  bool stochastic = false; // injects noise
 };
 
 // Solver options as given by the user (TOML or --option key=value), read with OptionReader.
@@ -45,6 +47,12 @@ class Solver {
   virtual void start(Model& model, const Grid& grid, Eigen::Index n) = 0;
   // Advance X in place from grid.t[i] to grid.t[i + 1].
   virtual void step(Model& model, const Grid& grid, int i, MatRef X) = 0;
+  // Advance from grid.t[i] over one or more grid intervals; returns how many (default: one step).
+  // Solvers that group intervals (dpm_solver_fast) override this.
+  virtual int advance(Model& model, const Grid& grid, int i, MatRef X) {
+    step(model, grid, i, X);
+    return 1;
+  }
   // Options as used (defaults filled in), for provenance.
   const SolverOptions& options() const { return options_; }
   std::string describe() const;
@@ -60,7 +68,8 @@ std::vector<std::string> solver_names();
 
 struct SampleResult {
   long nfe = 0;
-  std::vector<MatrixXd> trajectory;  // X at every grid time, when asked
+  std::vector<MatrixXd> trajectory;  // X at every grid time reached, when asked
+  std::vector<int> reached;          // grid indices of the trajectory entries
 };
 
 // Runs a whole grid. The final step of a grid that ends at sigma = 0 returns the x0-prediction at

@@ -1,0 +1,46 @@
+// flowgauge: exact-ground-truth harness for diffusion and flow-matching samplers.
+// Exit status: 0 success, 2 bad input (message names file, key and value), 1 internal failure.
+#include <fmt/format.h>
+
+#include <iostream>
+
+#include "analytics/errors.hpp"
+#include "experiments/cli.hpp"
+
+namespace flowgauge::cli {
+namespace {
+std::string g_command_line;
+}
+std::string command_line() { return g_command_line; }
+}  // namespace flowgauge::cli
+
+int main(int argc, char** argv) {
+  using namespace flowgauge;
+  for (int i = 0; i < argc; ++i) cli::g_command_line += (i ? " " : "") + std::string(argv[i]);
+  CLI::App app{"flowgauge: measure ODE/SDE samplers of diffusion and flow-matching models against exact\n"
+               "Gaussian-mixture ground truth."};
+  app.require_subcommand(1);
+  app.set_version_flag("--version", std::string("flowgauge ") + FLOWGAUGE_VERSION);
+  cli::add_eval(app);
+  cli::add_sample(app);
+  cli::add_demo(app);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForVersion& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return 2;
+  } catch (const InputError& e) {
+    fmt::print(stderr, "flowgauge: error: {}\n", e.what());
+    return 2;
+  } catch (const std::exception& e) {
+    fmt::print(stderr, "flowgauge: internal error: {}\n", e.what());
+    return 1;
+  }
+  return 0;
+}

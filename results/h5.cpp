@@ -1,0 +1,199 @@
+#include "results/h5.hpp"
+
+#include <cstdio>
+#include <filesystem>
+#include <fmt/format.h>
+#include <unistd.h>
+
+#include "analytics/errors.hpp"
+
+namespace flowgauge::h5 {
+
+Handle& Handle::operator=(Handle&& o) noexcept {
+  if (this != &o) {
+    if (id_ >= 0 && close_) close_(id_);
+    id_ = o.id_;
+    close_ = o.close_;
+    o.id_ = -1;
+  }
+  return *this;
+}
+
+Handle::~Handle() {
+  if (id_ >= 0 && close_) close_(id_);
+}
+
+void quiet() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
+
+Handle open_file(const std::string& path, bool write) {
+  quiet();
+  if (!std::filesystem::exists(path)) throw InputError(fmt::format("{}: no such file", path));
+  if (H5Fis_hdf5(path.c_str()) <= 0) throw InputError(fmt::format("{}: not an HDF5 file (or truncated)", path));
+  hid_t f = H5Fopen(path.c_str(), write ? H5F_ACC_RDWR : H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (f < 0) throw InputError(fmt::format("{}: cannot open HDF5 file", path));
+  return Handle(f, H5Fclose);
+}
+
+Handle create_file(const std::string& path) {
+  quiet();
+  hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
+  if (f < 0) throw InputError(fmt::format("{}: cannot create output file (directory missing or not writable?)", path));
+  return Handle(f, H5Fclose);
+}
+
+bool has_dataset(hid_t loc, const std::string& name) {
+  return H5Lexists(loc, name.c_str(), H5P_DEFAULT) > 0;
+}
+
+namespace {
+
+Handle open_float_dataset(hid_t file, const std::string& ds, const std::string& fname, int& rank, hsize_t dims[2]) {
+  if (!has_dataset(file, ds)) throw InputError(fmt::format("{}: no dataset '{}'", fname, ds));
+  Handle d(H5Dopen2(file, ds.c_str(), H5P_DEFAULT), H5Dclose);
+  if (!d) throw InputError(fmt::format("{}: cannot open dataset '{}'", fname, ds));
+  Handle type(H5Dget_type(d.get()), H5Tclose);
+  if (H5Tget_class(type.get()) != H5T_FLOAT)
+    throw InputError(fmt::format("{}: dataset '{}' must hold floating-point numbers", fname, ds));
+  Handle space(H5Dget_space(d.get()), H5Sclose);
+  rank = H5Sget_simple_extent_ndims(space.get());
+  if (rank < 1 || rank > 2)
+    throw InputError(fmt::format("{}: dataset '{}' has rank {}, expected (N, d)", fname, ds, rank));
+  H5Sget_simple_extent_dims(space.get(), dims, nullptr);
+  return d;
+}
+
+}  // namespace
+
+Eigen::MatrixXd read_matrix(hid_t file, const std::string& ds, const std::string& fname) {
+  int rank = 0;
+  hsize_t dims[2] = {0, 1};
+  Handle d = open_float_dataset(file, ds, fname, rank, dims);
+  if (rank != 2) throw InputError(fmt::format("{}: dataset '{}' has rank 1, expected shape (N, d)", fname, ds));
+  Eigen::MatrixXd m(static_cast<Eigen::Index>(dims[1]), static_cast<Eigen::Index>(dims[0]));
+  if (m.size() > 0 && H5Dread(d.get(), H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, m.data()) < 0)
+    throw InputError(fmt::format("{}: cannot read dataset '{}' (truncated file?)", fname, ds));
+  if (!m.allFinite()) throw InputError(fmt::format("{}: dataset '{}' contains NaN or Inf", fname, ds));
+  return m;
+}
+
+Eigen::VectorXd read_vector(hid_t file, const std::string& ds, const std::string& fname) {
+  int rank = 0;
+  hsize_t dims[2] = {0, 1};
+  Handle d = open_float_dataset(file, ds, fname, rank, dims);
+  if (rank != 1 && dims[1] != 1)
+    throw InputError(fmt::format("{}: dataset '{}' must be one-dimensional", fname, ds));
+  Eigen::VectorXd v(static_cast<Eigen::Index>(dims[0]));
+  if (v.size() > 0 && H5Dread(d.get(), H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()) < 0)
+    throw InputError(fmt::format("{}: cannot read dataset '{}' (truncated file?)", fname, ds));
+  if (!v.allFinite()) throw InputError(fmt::format("{}: dataset '{}' contains NaN or Inf", fname, ds));
+  return v;
+}
+
+namespace {
+void write_raw(hid_t loc, const std::string& name, int rank, const hsize_t* dims, const double* data) {
+  Handle space(H5Screate_simple(rank, dims, nullptr), H5Sclose);
+  Handle dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
+  hsize_t total = 1;
+  for (int i = 0; i < rank; ++i) total *= dims[i];
+  if (total >= 4096) {  // chunk along the first axis, ~1 MiB chunks, gzip level 4
+    std::vector<hsize_t> chunk(dims, dims + rank);
+    hsize_t row = total / std::max<hsize_t>(dims[0], 1);
+    chunk[0] = std::max<hsize_t>(1, std::min<hsize_t>(dims[0], (1u << 17) / std::max<hsize_t>(row, 1)));
+    H5Pset_chunk(dcpl.get(), rank, chunk.data());
+    H5Pset_deflate(dcpl.get(), 4);
+  }
+  Handle ds(H5Dcreate2(loc, name.c_str(), H5T_IEEE_F64LE, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT), H5Dclose);
+  if (!ds) throw std::runtime_error(fmt::format("HDF5: cannot create dataset '{}'", name));
+  if (total > 0 && H5Dwrite(ds.get(), H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
+    throw std::runtime_error(fmt::format("HDF5: cannot write dataset '{}' (disk full?)", name));
+}
+}  // namespace
+
+void write_matrix(hid_t loc, const std::string& name, const Eigen::MatrixXd& m) {
+  hsize_t dims[2] = {static_cast<hsize_t>(m.cols()), static_cast<hsize_t>(m.rows())};
+  write_raw(loc, name, 2, dims, m.data());
+}
+
+void write_vector(hid_t loc, const std::string& name, const Eigen::VectorXd& v) {
+  hsize_t dims[1] = {static_cast<hsize_t>(v.size())};
+  write_raw(loc, name, 1, dims, v.data());
+}
+
+void write_stack(hid_t loc, const std::string& name, const std::vector<Eigen::MatrixXd>& ms) {
+  if (ms.empty()) return;
+  const auto r = ms[0].rows(), c = ms[0].cols();
+  std::vector<double> buf;
+  buf.reserve(ms.size() * r * c);
+  for (const auto& m : ms) buf.insert(buf.end(), m.data(), m.data() + m.size());
+  hsize_t dims[3] = {ms.size(), static_cast<hsize_t>(c), static_cast<hsize_t>(r)};
+  write_raw(loc, name, 3, dims, buf.data());
+}
+
+void write_attr(hid_t loc, const std::string& name, const std::string& value) {
+  Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
+  H5Tset_size(type.get(), std::max<std::size_t>(1, value.size()));
+  H5Tset_cset(type.get(), H5T_CSET_UTF8);
+  Handle space(H5Screate(H5S_SCALAR), H5Sclose);
+  if (H5Aexists(loc, name.c_str()) > 0) H5Adelete(loc, name.c_str());
+  Handle a(H5Acreate2(loc, name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+  const std::string padded = value.empty() ? std::string(1, '\0') : value;
+  H5Awrite(a.get(), type.get(), padded.c_str());
+}
+
+void write_attr(hid_t loc, const std::string& name, double value) {
+  Handle space(H5Screate(H5S_SCALAR), H5Sclose);
+  if (H5Aexists(loc, name.c_str()) > 0) H5Adelete(loc, name.c_str());
+  Handle a(H5Acreate2(loc, name.c_str(), H5T_IEEE_F64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+  H5Awrite(a.get(), H5T_NATIVE_DOUBLE, &value);
+}
+
+void write_attr(hid_t loc, const std::string& name, long long value) {
+  Handle space(H5Screate(H5S_SCALAR), H5Sclose);
+  if (H5Aexists(loc, name.c_str()) > 0) H5Adelete(loc, name.c_str());
+  Handle a(H5Acreate2(loc, name.c_str(), H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
+  H5Awrite(a.get(), H5T_NATIVE_LLONG, &value);
+}
+
+void write_attrs(hid_t loc, const std::map<std::string, std::string>& attrs) {
+  for (const auto& [k, v] : attrs) write_attr(loc, k, v);
+}
+
+std::string read_string_attr(hid_t loc, const std::string& name) {
+  if (H5Aexists(loc, name.c_str()) <= 0) return {};
+  Handle a(H5Aopen(loc, name.c_str(), H5P_DEFAULT), H5Aclose);
+  Handle type(H5Aget_type(a.get()), H5Tclose);
+  if (H5Tis_variable_str(type.get()) > 0) {
+    char* s = nullptr;
+    Handle mt(H5Tget_native_type(type.get(), H5T_DIR_ASCEND), H5Tclose);
+    H5Aread(a.get(), mt.get(), &s);
+    std::string out = s ? s : "";
+    H5free_memory(s);
+    return out;
+  }
+  std::string buf(H5Tget_size(type.get()), '\0');
+  H5Aread(a.get(), type.get(), buf.data());
+  return std::string(buf.c_str());
+}
+
+AtomicOutput::AtomicOutput(std::string path) : path_(std::move(path)) {
+  tmp_ = fmt::format("{}.partial-{}", path_, ::getpid());
+  file_ = create_file(tmp_);
+}
+
+void AtomicOutput::commit() {
+  if (H5Fflush(file_.get(), H5F_SCOPE_GLOBAL) < 0) throw std::runtime_error(fmt::format("{}: flush failed (disk full?)", tmp_));
+  file_ = Handle();  // close before rename
+  std::error_code ec;
+  std::filesystem::rename(tmp_, path_, ec);
+  if (ec) throw InputError(fmt::format("{}: cannot move finished output into place: {}", path_, ec.message()));
+  done_ = true;
+}
+
+AtomicOutput::~AtomicOutput() {
+  if (done_) return;
+  file_ = Handle();
+  std::error_code ec;
+  std::filesystem::remove(tmp_, ec);
+}
+
+}  // namespace flowgauge::h5

@@ -1,0 +1,69 @@
+#pragma once
+// Minimal RAII layer over the HDF5 C API. Matrices are stored as h5py stores a numpy (N, d)
+// array: row-major (N, d) on disk is exactly a column-major d x N Eigen matrix in memory.
+#include <hdf5.h>
+
+#include <Eigen/Dense>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace flowgauge::h5 {
+
+// Owns one hid_t and closes it with the matching H5?close.
+class Handle {
+ public:
+  Handle() = default;
+  Handle(hid_t id, herr_t (*close)(hid_t)) : id_(id), close_(close) {}
+  Handle(Handle&& o) noexcept : id_(o.id_), close_(o.close_) { o.id_ = -1; }
+  Handle& operator=(Handle&& o) noexcept;
+  Handle(const Handle&) = delete;
+  Handle& operator=(const Handle&) = delete;
+  ~Handle();
+  hid_t get() const { return id_; }
+  explicit operator bool() const { return id_ >= 0; }
+
+ private:
+  hid_t id_ = -1;
+  herr_t (*close_)(hid_t) = nullptr;
+};
+
+Handle open_file(const std::string& path, bool write = false);  // throws InputError naming the file
+Handle create_file(const std::string& path);                     // truncates
+
+bool has_dataset(hid_t loc, const std::string& name);
+// (N, d) float dataset -> d x N. Errors name file and dataset (wrong rank, non-float type...).
+Eigen::MatrixXd read_matrix(hid_t file, const std::string& dataset, const std::string& file_name);
+Eigen::VectorXd read_vector(hid_t file, const std::string& dataset, const std::string& file_name);
+
+// d x N -> (N, d) dataset, chunked and gzip-compressed when large.
+void write_matrix(hid_t loc, const std::string& name, const Eigen::MatrixXd& m);
+void write_vector(hid_t loc, const std::string& name, const Eigen::VectorXd& v);
+// Several d x N matrices of one size -> (T, N, d) dataset (trajectories).
+void write_stack(hid_t loc, const std::string& name, const std::vector<Eigen::MatrixXd>& ms);
+
+void write_attr(hid_t loc, const std::string& name, const std::string& value);
+void write_attr(hid_t loc, const std::string& name, double value);
+void write_attr(hid_t loc, const std::string& name, long long value);
+void write_attrs(hid_t loc, const std::map<std::string, std::string>& attrs);
+std::string read_string_attr(hid_t loc, const std::string& name);
+
+// Output that appears only when complete: write to a temporary sibling, rename on commit().
+// Destroyed without commit() (an error, an exception) it removes the temporary file.
+class AtomicOutput {
+ public:
+  explicit AtomicOutput(std::string path);
+  ~AtomicOutput();
+  hid_t file() const { return file_.get(); }
+  void commit();
+
+ private:
+  std::string path_, tmp_;
+  Handle file_;
+  bool done_ = false;
+};
+
+// Silence HDF5's own stderr dump; errors are reported by us with file and dataset names.
+void quiet();
+
+}  // namespace flowgauge::h5

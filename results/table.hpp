@@ -1,0 +1,29 @@
+#pragma once
+// A column table written as one HDF5 group with one typed 1-D dataset per column
+// (results/README.md: pandas.DataFrame({k: f[group][k][()] for k in f[group]})).
+#include <hdf5.h>
+
+#include <string>
+#include <variant>
+#include <vector>
+
+namespace flowgauge {
+
+struct Table {
+  using Column = std::variant<std::vector<double>, std::vector<long long>, std::vector<std::string>>;
+  std::vector<std::string> names;
+  std::vector<Column> columns;
+
+  template <class T> std::vector<T>& col(const std::string& name) {
+    for (std::size_t i = 0; i < names.size(); ++i)
+      if (names[i] == name) return std::get<std::vector<T>>(columns[i]);
+    names.push_back(name);
+    columns.emplace_back(std::vector<T>{});
+    return std::get<std::vector<T>>(columns.back());
+  }
+  std::size_t rows() const;
+};
+
+void write_table(hid_t loc, const std::string& group, const Table& t);
+
+}  // namespace flowgauge

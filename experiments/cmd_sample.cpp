@@ -96,6 +96,7 @@ void add_sample(CLI::App& app) {
   c->add_option("--dataset", a->dataset, "Dataset in --input")->capture_default_str();
   c->add_option("--particles", a->particles, "Without --input: draw this many points exactly from p_{t_hi}")->capture_default_str();
   c->add_option("--seed", a->seed, "Seed of the exact draw")->capture_default_str();
+  c->add_option("--output", a->output, "Output HDF5 file (written atomically)")->required();
   c->add_flag("--trajectory", a->trajectory, "Also write the states at every grid time (T, N, d)");
   c->callback([a] { run(*a); });
 }

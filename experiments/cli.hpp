@@ -28,5 +28,6 @@ struct ScheduleArgs {
 void add_eval(CLI::App& app);
 void add_sample(CLI::App& app);
 void add_demo(CLI::App& app);
+void add_run(CLI::App& app);
 
 }  // namespace flowgauge::cli

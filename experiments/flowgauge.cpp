@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   cli::add_eval(app);
   cli::add_sample(app);
   cli::add_demo(app);
+  cli::add_run(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <fmt/format.h>
+#include <cstring>
 #include <stdexcept>
 
 #include "results/h5.hpp"
@@ -45,6 +46,56 @@ void write_table(hid_t loc, const std::string& group, const Table& t) {
           }
         },
         t.columns[i]);
+  }
+}
+
+Table read_table(hid_t loc, const std::string& group) {
+  Table t;
+  h5::Handle g(H5Gopen2(loc, group.c_str(), H5P_DEFAULT), H5Gclose);
+  if (!g) throw std::runtime_error(fmt::format("HDF5: no group '{}'", group));
+  H5G_info_t info;
+  H5Gget_info(g.get(), &info);
+  std::vector<std::pair<std::int64_t, std::string>> order;  // keep creation order
+  for (hsize_t i = 0; i < info.nlinks; ++i) {
+    char name[512];
+    H5Lget_name_by_idx(g.get(), ".", H5_INDEX_NAME, H5_ITER_INC, i, name, sizeof name, H5P_DEFAULT);
+    order.push_back({0, name});
+  }
+  for (const auto& [unused, name] : order) {
+    h5::Handle d(H5Dopen2(g.get(), name.c_str(), H5P_DEFAULT), H5Dclose);
+    h5::Handle type(H5Dget_type(d.get()), H5Tclose);
+    h5::Handle space(H5Dget_space(d.get()), H5Sclose);
+    hsize_t n = 0;
+    H5Sget_simple_extent_dims(space.get(), &n, nullptr);
+    const auto cls = H5Tget_class(type.get());
+    if (cls == H5T_FLOAT) {
+      auto& v = t.col<double>(name);
+      v.resize(n);
+      if (n) H5Dread(d.get(), H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data());
+    } else if (cls == H5T_INTEGER) {
+      auto& v = t.col<long long>(name);
+      v.resize(n);
+      if (n) H5Dread(d.get(), H5T_NATIVE_LLONG, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data());
+    } else if (cls == H5T_STRING) {
+      const std::size_t w = H5Tget_size(type.get());
+      std::vector<char> buf(n * w + 1, '\0');
+      if (n) H5Dread(d.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data());
+      auto& v = t.col<std::string>(name);
+      for (hsize_t r = 0; r < n; ++r) v.emplace_back(std::string(buf.data() + r * w, strnlen(buf.data() + r * w, w)));
+    }
+  }
+  return t;
+}
+
+void append_rows(Table& dst, const Table& src) {
+  for (std::size_t i = 0; i < src.names.size(); ++i) {
+    std::visit(
+        [&](const auto& v) {
+          using V = std::decay_t<decltype(v)>;
+          auto& out = dst.col<typename V::value_type>(src.names[i]);
+          out.insert(out.end(), v.begin(), v.end());
+        },
+        src.columns[i]);
   }
 }
 

@@ -25,5 +25,8 @@ struct Table {
 };
 
 void write_table(hid_t loc, const std::string& group, const Table& t);
+Table read_table(hid_t loc, const std::string& group);  // inverse of write_table
+// Appends the rows of `src` to `dst` (same columns, same types; dst may be empty).
+void append_rows(Table& dst, const Table& src);
 
 }  // namespace flowgauge

@@ -104,7 +104,8 @@ void OptionReader::finish() const {
   }
 }
 
-SampleResult sample(Solver& solver, Model& model, const Grid& grid, MatRef X, bool keep_trajectory) {
+SampleResult sample(Solver& solver, Model& model, const Grid& grid, MatRef X, bool keep_trajectory,
+                    const StepObserver& observe) {
   SampleResult r;
   const long nfe0 = model.nfe();
   const int N = grid.steps();
@@ -113,6 +114,7 @@ SampleResult sample(Solver& solver, Model& model, const Grid& grid, MatRef X, bo
     r.trajectory.emplace_back(X);
     r.reached.push_back(0);
   }
+  if (observe) observe(0, X);
   for (int i = 0; i < N;) {
     if (i == N - 1 && grid.denoise_final) {
       MatrixXd eps(X.rows(), X.cols());  // final step only: one allocation per run
@@ -127,6 +129,7 @@ SampleResult sample(Solver& solver, Model& model, const Grid& grid, MatRef X, bo
       r.trajectory.emplace_back(X);
       r.reached.push_back(i);
     }
+    if (observe) observe(i, X);
   }
   r.nfe = model.nfe() - nfe0;
   return r;

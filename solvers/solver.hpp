@@ -1,6 +1,7 @@
 #pragma once
 // The sampler interface (diffrax / k-diffusion shape): a solver advances a d x N batch one grid
 // step at a time; metadata is data (OrdinaryDiffEq-style traits), so tests are generated from it.
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -74,6 +75,9 @@ struct SampleResult {
 
 // Runs a whole grid. The final step of a grid that ends at sigma = 0 returns the x0-prediction at
 // the previous time (one evaluation), for every solver: EDM Algorithm 2 / k-diffusion convention.
-SampleResult sample(Solver& solver, Model& model, const Grid& grid, MatRef X, bool keep_trajectory = false);
+// `observe(i, X)` (optional) sees the state at every grid index reached, starting with i = 0.
+using StepObserver = std::function<void(int grid_index, const ConstMatRef& X)>;
+SampleResult sample(Solver& solver, Model& model, const Grid& grid, MatRef X, bool keep_trajectory = false,
+                    const StepObserver& observe = {});
 
 }  // namespace flowgauge

@@ -1,0 +1,31 @@
+#include "experiments/cell_metrics.hpp"
+
+#include <cmath>
+
+#include "solvers/coordinates.hpp"
+
+namespace flowgauge {
+
+VectorXd lte_profile(const SolverAxis& sv, Model& model, const Grid& grid, const ReferencePath& ref) {
+  auto solver = make_solver(sv.name, sv.options);
+  const int N = grid.steps();
+  VectorXd lte = VectorXd::Constant(N, NAN);
+  MatrixXd X = ref.states[0];
+  solver->start(model, grid, X.cols());
+  MatrixXd x0(X.rows(), X.cols()), eps(X.rows(), X.cols());
+  for (int i = 0; i < N;) {
+    X = ref.states[i];
+    int k = 1;
+    if (i == N - 1 && grid.denoise_final) {
+      model.predict(X, grid.t[i], x0, eps);
+      X = x0;
+    } else {
+      k = solver->advance(model, grid, i, X);
+    }
+    lte(i) = std::sqrt((X - ref.states[i + k]).colwise().squaredNorm().mean());
+    i += k;
+  }
+  return lte;
+}
+
+}  // namespace flowgauge

@@ -1,0 +1,26 @@
+#pragma once
+// Per-cell measurements of the sweep runner: reference path, distribution errors, LTE profile.
+#include <vector>
+
+#include "experiments/config.hpp"
+#include "results/table.hpp"
+
+namespace flowgauge {
+
+struct ReferencePath {
+  std::vector<MatrixXd> states;         // at every grid time
+  std::vector<double> error_estimate;   // RMS over particles of the difference of two integrators
+};
+
+ReferencePath reference_path(Model& model, const Grid& grid, const MatrixXd& start, double rtol, double atol);
+
+// Appends distribution columns (MMD^2, mean / covariance errors, mode weights, with standard
+// errors) of the final samples X against the exact distribution at the grid's last time.
+void distribution_metrics(const Experiment& e, const GaussianMixture& gm, const Schedule& s, const Grid& grid,
+                          const MatrixXd& X, Table& row);
+
+// Local truncation error profile (samplers.md 6): RMS |Phi_solver(X_i^ref) - X_{i+1}^ref| per step,
+// with every step started on the reference path (multistep history also from reference states).
+VectorXd lte_profile(const SolverAxis& sv, Model& model, const Grid& grid, const ReferencePath& ref);
+
+}  // namespace flowgauge

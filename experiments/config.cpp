@@ -1,0 +1,432 @@
+#include "experiments/config.hpp"
+
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fmt/format.h>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include "analytics/errors.hpp"
+#include "analytics/mixture_io.hpp"
+#include "analytics/presets.hpp"
+
+namespace flowgauge {
+
+std::vector<std::string> mixture_presets() { return preset_names(); }
+
+bool Experiment::wants(const std::string& m) const {
+  return std::find(metrics.begin(), metrics.end(), m) != metrics.end();
+}
+
+namespace {
+
+const std::vector<std::string> kMetrics = {"error", "distribution", "curvature", "lte"};
+
+// Error helpers: "file:line:col: key: message".
+struct Ctx {
+  std::string file;
+  [[noreturn]] void fail(const toml::node* n, const std::string& key, const std::string& msg) const {
+    throw InputError(fmt::format("{}: {}", toml_where(file, n, key), msg));
+  }
+  void check_keys(const toml::table& t, const std::string& path, const std::vector<std::string>& allowed) const {
+    for (const auto& [k, v] : t) {
+      const std::string key(k.str());
+      if (std::find(allowed.begin(), allowed.end(), key) != allowed.end()) continue;
+      const auto hint = closest_match(key, allowed);
+      fail(&v, path.empty() ? key : path + "." + key,
+           fmt::format("unknown key{}", hint.empty() ? "" : fmt::format(" (did you mean '{}'?)", hint)));
+    }
+  }
+  static const char* type_name(const toml::node& n) {
+    switch (n.type()) {
+      case toml::node_type::string: return "a string";
+      case toml::node_type::integer: return "an integer";
+      case toml::node_type::floating_point: return "a float";
+      case toml::node_type::boolean: return "a boolean";
+      case toml::node_type::array: return "an array";
+      case toml::node_type::table: return "a table";
+      default: return "a date/time";
+    }
+  }
+  std::string str(const toml::node& n, const std::string& key) const {
+    if (auto v = n.value<std::string>(); v && n.is_string()) return *v;
+    fail(&n, key, fmt::format("expected a string, got {}", type_name(n)));
+  }
+  long long integer(const toml::node& n, const std::string& key, long long lo, long long hi) const {
+    if (!n.is_integer()) fail(&n, key, fmt::format("expected an integer, got {}", type_name(n)));
+    const long long v = *n.value<long long>();
+    if (v < lo || v > hi) fail(&n, key, fmt::format("{} is out of range [{}, {}]", v, lo, hi));
+    return v;
+  }
+  double number(const toml::node& n, const std::string& key) const {
+    if (!n.is_number()) fail(&n, key, fmt::format("expected a number, got {}", type_name(n)));
+    const double v = *n.value<double>();
+    if (!std::isfinite(v)) fail(&n, key, "must be finite");
+    return v;
+  }
+  bool boolean(const toml::node& n, const std::string& key) const {
+    if (!n.is_boolean()) fail(&n, key, fmt::format("expected true or false, got {}", type_name(n)));
+    return *n.value<bool>();
+  }
+  // A scalar or an array of scalars -> list of nodes.
+  std::vector<const toml::node*> list(const toml::node& n) const {
+    std::vector<const toml::node*> out;
+    if (const auto* a = n.as_array()) {
+      for (const auto& x : *a) out.push_back(&x);
+    } else {
+      out.push_back(&n);
+    }
+    return out;
+  }
+  const toml::table& table(const toml::node& n, const std::string& key) const {
+    if (const auto* t = n.as_table()) return *t;
+    fail(&n, key, fmt::format("expected a table, got {}", type_name(n)));
+  }
+};
+
+std::string scalar_text(const Ctx& c, const toml::node& n, const std::string& key) {
+  if (n.is_string()) return *n.value<std::string>();
+  if (n.is_integer()) return std::to_string(*n.value<long long>());
+  if (n.is_floating_point()) return fmt::format("{}", *n.value<double>());
+  if (n.is_boolean()) return *n.value<bool>() ? "true" : "false";
+  c.fail(&n, key, fmt::format("expected a string, number or boolean, got {}", Ctx::type_name(n)));
+}
+
+std::uint64_t fnv1a(const std::string& s, std::uint64_t h = 1469598103934665603ull) {
+  for (unsigned char ch : s) h = (h ^ ch) * 1099511628211ull;
+  return h;
+}
+
+std::string mixture_fingerprint(const GaussianMixture& g) {
+  std::uint64_t h = 1469598103934665603ull;
+  auto add = [&](const double* p, std::size_t n) {
+    h = fnv1a(std::string(reinterpret_cast<const char*>(p), n * sizeof(double)), h);
+  };
+  add(g.weights().data(), g.weights().size());
+  for (const auto& c : g.components()) {
+    add(c.mean.data(), c.mean.size());
+    add(c.cov.data(), c.cov.size());
+  }
+  return fmt::format("{:016x}", h);
+}
+
+DataAxis load_data(const Ctx& c, const std::string& label, const toml::node& n, const std::filesystem::path& base) {
+  const std::string key = "data." + label;
+  const auto& t = c.table(n, key);
+  DataAxis d;
+  d.name = label;
+  if (const auto* f = t.get("file")) {
+    c.check_keys(t, key, {"file"});
+    std::filesystem::path p = c.str(*f, key + ".file");
+    if (p.is_relative()) p = base / p;
+    if (!std::filesystem::exists(p)) c.fail(f, key + ".file", fmt::format("no such file '{}'", p.string()));
+    d.mixture = std::make_shared<GaussianMixture>(load_mixture(p.string(), [](const std::string& w) {
+      fmt::print(stderr, "flowgauge: warning: {}\n", w);
+    }));
+    d.source = p.string();
+  } else if (const auto* pr = t.get("preset")) {
+    c.check_keys(t, key, {"preset", "dim", "components", "seed"});
+    const std::string name = c.str(*pr, key + ".preset");
+    const int dim = t.get("dim") ? static_cast<int>(c.integer(*t.get("dim"), key + ".dim", 1, 100000)) : 2;
+    const int K = t.get("components") ? static_cast<int>(c.integer(*t.get("components"), key + ".components", 1, 100000)) : 8;
+    const auto seed = t.get("seed") ? static_cast<std::uint64_t>(c.integer(*t.get("seed"), key + ".seed", 0, 1LL << 62)) : 0;
+    try {
+      d.mixture = std::make_shared<GaussianMixture>(mixture_preset(name, dim, K, seed));
+    } catch (const InputError& e) {
+      c.fail(pr, key + ".preset", e.what());
+    }
+    d.source = "preset " + name;
+  } else {
+    d.mixture = std::make_shared<GaussianMixture>(mixture_from_toml(t, c.file, [](const std::string& w) {
+      fmt::print(stderr, "flowgauge: warning: {}\n", w);
+    }));
+    d.source = "inline";
+  }
+  return d;
+}
+
+// Cartesian product of option lists.
+std::vector<SolverOptions> expand(const std::vector<std::pair<std::string, std::vector<std::string>>>& axes) {
+  std::vector<SolverOptions> out(1);
+  for (const auto& [k, vals] : axes) {
+    std::vector<SolverOptions> next;
+    for (const auto& o : out)
+      for (const auto& v : vals) {
+        auto x = o;
+        x[k] = v;
+        next.push_back(std::move(x));
+      }
+    out = std::move(next);
+  }
+  return out;
+}
+
+std::string label_of(const std::string& name, const SolverOptions& o) {
+  if (o.empty()) return name;
+  std::vector<std::string> kv;
+  for (const auto& [k, v] : o) kv.push_back(k + "=" + v);
+  return fmt::format("{}({})", name, fmt::join(kv, ", "));
+}
+
+struct Filter {
+  std::map<std::string, std::vector<std::string>> keys;
+  bool matches(const Experiment& e, const Cell& cell) const {
+    for (const auto& [k, vals] : keys) {
+      auto in = [&](const std::string& v) { return std::find(vals.begin(), vals.end(), v) != vals.end(); };
+      const auto& so = e.solvers[cell.solver];
+      bool ok = true;
+      if (k == "data") ok = in(e.data[cell.data].name);
+      else if (k == "schedule") ok = in(e.schedules[cell.schedule].name);
+      else if (k == "solver") ok = in(so.name) || in(so.label);
+      else if (k == "grid") ok = in(e.grids[cell.grid].spec.kind) || in(e.grids[cell.grid].label);
+      else if (k == "steps") ok = in(std::to_string(cell.steps));
+      else if (k == "seed") ok = in(std::to_string(cell.seed));
+      else ok = so.options.count(k) && in(so.options.at(k));  // any solver option, e.g. coordinates
+      if (!ok) return false;
+    }
+    return true;
+  }
+};
+
+std::vector<Filter> load_filters(const Ctx& c, const toml::table& root, const char* which) {
+  std::vector<Filter> out;
+  const auto* n = root.get(which);
+  if (!n) return out;
+  const auto* arr = n->as_array();
+  if (!arr) c.fail(n, which, "expected an array of tables ([[" + std::string(which) + "]])");
+  for (std::size_t i = 0; i < arr->size(); ++i) {
+    const std::string key = fmt::format("{}[{}]", which, i);
+    const auto& t = c.table(*arr->get(i), key);
+    Filter f;
+    for (const auto& [k, v] : t) {
+      for (const auto* x : c.list(v)) f.keys[std::string(k.str())].push_back(scalar_text(c, *x, key + "." + std::string(k.str())));
+    }
+    if (f.keys.empty()) c.fail(&t, key, "empty filter");
+    out.push_back(std::move(f));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::string Experiment::cell_key(const Cell& c) const {
+  return fmt::format("data={}[{}];schedule={}:{};solver={};grid={};steps={};seed={}", data[c.data].name,
+                     mixture_fingerprint(*data[c.data].mixture), schedules[c.schedule].name,
+                     schedules[c.schedule].schedule->describe(), solvers[c.solver].label, grids[c.grid].label, c.steps, c.seed);
+}
+
+Experiment load_experiment(const std::string& path) {
+  Experiment e;
+  e.file = path;
+  {
+    std::ifstream in(path);
+    if (!in) throw InputError(fmt::format("{}: cannot read experiment file", path));
+    std::stringstream ss;
+    ss << in.rdbuf();
+    e.text = ss.str();
+  }
+  toml::table root;
+  try {
+    root = toml::parse(e.text, path);
+  } catch (const toml::parse_error& err) {
+    throw InputError(fmt::format("{}:{}:{}: TOML syntax error: {}", path, err.source().begin.line, err.source().begin.column,
+                                 err.description()));
+  }
+  const Ctx c{path};
+  c.check_keys(root, "", {"name", "description", "output", "particles", "seeds", "threads", "metrics", "mmd_bandwidth",
+                          "reference", "keep_per_particle", "curvature_steps", "data", "schedules", "solvers", "grids",
+                          "steps", "exclude", "only"});
+  const auto base = std::filesystem::path(path).parent_path();
+  auto need = [&](const char* key) -> const toml::node& {
+    const auto* n = root.get(key);
+    if (!n) c.fail(&root, key, "missing (required)");
+    return *n;
+  };
+
+  e.name = c.str(need("name"), "name");
+  if (e.name.empty() || e.name.find('/') != std::string::npos) c.fail(root.get("name"), "name", "must be a non-empty file-name-safe string");
+  if (const auto* n = root.get("description")) e.description = c.str(*n, "description");
+  e.output = root.get("output") ? c.str(*root.get("output"), "output") : fmt::format("results/{}.h5", e.name);
+  if (const auto* n = root.get("particles")) e.particles = c.integer(*n, "particles", 1, 1LL << 31);
+  if (const auto* n = root.get("threads")) e.threads = static_cast<int>(c.integer(*n, "threads", 0, 4096));
+  if (const auto* n = root.get("mmd_bandwidth")) {
+    e.mmd_bandwidth = c.number(*n, "mmd_bandwidth");
+    if (!(e.mmd_bandwidth > 0)) c.fail(n, "mmd_bandwidth", "must be > 0");
+  }
+  if (const auto* n = root.get("keep_per_particle")) e.keep_per_particle = c.boolean(*n, "keep_per_particle");
+  if (const auto* n = root.get("curvature_steps")) e.curvature_steps = static_cast<int>(c.integer(*n, "curvature_steps", 8, 100000));
+  if (const auto* n = root.get("reference")) {
+    const auto& t = c.table(*n, "reference");
+    c.check_keys(t, "reference", {"rtol", "atol"});
+    if (const auto* x = t.get("rtol")) e.ref_rtol = c.number(*x, "reference.rtol");
+    if (const auto* x = t.get("atol")) e.ref_atol = c.number(*x, "reference.atol");
+    if (!(e.ref_rtol > 0) || !(e.ref_atol > 0)) c.fail(n, "reference", "rtol and atol must be > 0");
+  }
+  e.metrics = {"error"};
+  if (const auto* n = root.get("metrics")) {
+    for (const auto* m : c.list(*n)) {
+      const auto v = c.str(*m, "metrics");
+      if (std::find(kMetrics.begin(), kMetrics.end(), v) == kMetrics.end()) {
+        const auto hint = closest_match(v, kMetrics);
+        c.fail(m, "metrics", fmt::format("unknown metric '{}'{} (known: {})", v,
+                                         hint.empty() ? "" : fmt::format(" (did you mean '{}'?)", hint), fmt::join(kMetrics, ", ")));
+      }
+      if (!e.wants(v)) e.metrics.push_back(v);
+    }
+  }
+  if (const auto* n = root.get("seeds")) {
+    for (const auto* s : c.list(*n)) e.seeds.push_back(static_cast<std::uint64_t>(c.integer(*s, "seeds", 0, 1LL << 62)));
+  } else {
+    e.seeds = {0};
+  }
+  for (const auto* s : c.list(need("steps"))) e.steps.push_back(static_cast<int>(c.integer(*s, "steps", 1, 1000000)));
+
+  // data
+  {
+    const auto& t = c.table(need("data"), "data");
+    for (const auto& [k, v] : t) e.data.push_back(load_data(c, std::string(k.str()), v, base));
+    if (e.data.empty()) c.fail(&t, "data", "needs at least one data set");
+  }
+  // schedules
+  {
+    const auto& t = c.table(need("schedules"), "schedules");
+    for (const auto& [k, v] : t) {
+      const std::string key = "schedules." + std::string(k.str());
+      const auto& st = c.table(v, key);
+      const auto* nm = st.get("name");
+      if (!nm) c.fail(&st, key + ".name", "missing");
+      ScheduleParams p;
+      for (const auto& [pk, pv] : st)
+        if (pk.str() != "name") p[std::string(pk.str())] = c.number(pv, key + "." + std::string(pk.str()));
+      try {
+        e.schedules.push_back({std::string(k.str()), make_schedule(c.str(*nm, key + ".name"), p)});
+      } catch (const InputError& err) {
+        c.fail(&st, key, err.what());
+      }
+    }
+    if (e.schedules.empty()) c.fail(&t, "schedules", "needs at least one schedule");
+  }
+  // solvers
+  {
+    const auto* arr = need("solvers").as_array();
+    if (!arr || arr->empty()) c.fail(root.get("solvers"), "solvers", "expected a non-empty array of tables ([[solvers]])");
+    for (std::size_t i = 0; i < arr->size(); ++i) {
+      const std::string key = fmt::format("solvers[{}]", i);
+      const auto& st = c.table(*arr->get(i), key);
+      const auto* nm = st.get("name");
+      if (!nm) c.fail(&st, key + ".name", "missing");
+      const std::string name = c.str(*nm, key + ".name");
+      std::vector<std::pair<std::string, std::vector<std::string>>> axes;
+      for (const auto& [ok, ov] : st) {
+        if (ok.str() == "name") continue;
+        std::vector<std::string> vals;
+        for (const auto* x : c.list(ov)) vals.push_back(scalar_text(c, *x, key + "." + std::string(ok.str())));
+        if (vals.empty()) c.fail(&ov, key + "." + std::string(ok.str()), "empty list");
+        axes.emplace_back(std::string(ok.str()), vals);
+      }
+      for (const auto& o : expand(axes)) {
+        try {
+          make_solver(name, o);
+        } catch (const InputError& err) {
+          c.fail(&st, key, err.what());
+        }
+        e.solvers.push_back({name, o, label_of(name, o)});
+      }
+    }
+  }
+  // grids
+  {
+    const auto* arr = need("grids").as_array();
+    if (!arr || arr->empty()) c.fail(root.get("grids"), "grids", "expected a non-empty array of tables ([[grids]])");
+    for (std::size_t i = 0; i < arr->size(); ++i) {
+      const std::string key = fmt::format("grids[{}]", i);
+      const auto& gt = c.table(*arr->get(i), key);
+      c.check_keys(gt, key, {"kind", "rho", "final_step", "times", "sigmas"});
+      GridAxis g;
+      if (const auto* k = gt.get("kind")) g.spec.kind = c.str(*k, key + ".kind");
+      else c.fail(&gt, key + ".kind", "missing");
+      const auto kinds = grid_kinds();
+      if (std::find(kinds.begin(), kinds.end(), g.spec.kind) == kinds.end()) {
+        const auto hint = closest_match(g.spec.kind, kinds);
+        c.fail(gt.get("kind"), key + ".kind", fmt::format("unknown grid '{}'{} (known: {})", g.spec.kind,
+                                                          hint.empty() ? "" : fmt::format(" (did you mean '{}'?)", hint), fmt::join(kinds, ", ")));
+      }
+      if (const auto* r = gt.get("rho")) {
+        g.spec.rho = c.number(*r, key + ".rho");
+        if (!(g.spec.rho > 0)) c.fail(r, key + ".rho", "must be > 0");
+      }
+      std::string fs = "step";
+      if (const auto* f = gt.get("final_step")) {
+        fs = c.str(*f, key + ".final_step");
+        try {
+          g.spec.final_step = parse_final_step(fs);
+        } catch (const InputError& err) {
+          c.fail(f, key + ".final_step", err.what());
+        }
+      }
+      if (g.spec.kind == "explicit") {
+        const auto* tn = gt.get("times") ? gt.get("times") : gt.get("sigmas");
+        if (!tn) c.fail(&gt, key, "an explicit grid needs times = [...] or sigmas = [...]");
+        g.spec.in_sigma = gt.get("sigmas") != nullptr;
+        for (const auto* x : c.list(*tn)) g.spec.times.push_back(c.number(*x, key + (g.spec.in_sigma ? ".sigmas" : ".times")));
+        g.label = fmt::format("explicit({} points)", g.spec.times.size());
+      } else {
+        g.label = g.spec.kind == "edm" || g.spec.kind == "polyexponential" ? fmt::format("{}(rho={})", g.spec.kind, g.spec.rho)
+                                                                          : g.spec.kind;
+        if (fs == "denoise") g.label += "+denoise";
+      }
+      e.grids.push_back(std::move(g));
+    }
+  }
+  const auto excludes = load_filters(c, root, "exclude");
+  const auto onlys = load_filters(c, root, "only");
+
+  // Plan: data x schedule x solver x grid x steps x seed, then filters.
+  for (int d = 0; d < int(e.data.size()); ++d)
+    for (int s = 0; s < int(e.schedules.size()); ++s)
+      for (int v = 0; v < int(e.solvers.size()); ++v)
+        for (int g = 0; g < int(e.grids.size()); ++g)
+          for (int n : e.steps)
+            for (auto seed : e.seeds) {
+              Cell cell{0, d, s, v, g, n, seed};
+              const bool expl = e.grids[g].spec.kind == "explicit";
+              if (expl) {
+                if (n != e.steps.front()) continue;  // an explicit grid has its own step count
+                cell.steps = static_cast<int>(e.grids[g].spec.times.size()) - 1;
+              }
+              ++e.cells_before_filters;
+              if (std::any_of(excludes.begin(), excludes.end(), [&](const Filter& f) { return f.matches(e, cell); })) continue;
+              if (!onlys.empty() && std::none_of(onlys.begin(), onlys.end(), [&](const Filter& f) { return f.matches(e, cell); }))
+                continue;
+              cell.id = static_cast<int>(e.cells.size());
+              e.cells.push_back(cell);
+            }
+  if (e.cells.empty()) c.fail(&root, "exclude/only", "the filters leave no cell to run");
+
+  // Every cell's grid must exist on its schedule (e.g. denoise needs sigma = 0 to be reachable).
+  std::set<std::tuple<int, int, int>> checked;
+  for (const auto& cell : e.cells) {
+    if (!checked.insert({cell.schedule, cell.grid, cell.steps}).second) continue;
+    GridSpec spec = e.grids[cell.grid].spec;
+    spec.steps = cell.steps;
+    try {
+      make_grid(*e.schedules[cell.schedule].schedule, spec);
+    } catch (const InputError& err) {
+      const auto* arr = root.get("grids")->as_array();
+      c.fail(arr->get(cell.grid), fmt::format("grids[{}]", cell.grid),
+             fmt::format("on schedule '{}' with {} steps: {}", e.schedules[cell.schedule].name, cell.steps, err.what()));
+    }
+  }
+
+  std::uint64_t h = fnv1a(fmt::format("particles={};metrics={};ref={},{};mmd={};curv={};pp={}", e.particles,
+                                      fmt::join(e.metrics, ","), e.ref_rtol, e.ref_atol, e.mmd_bandwidth, e.curvature_steps,
+                                      e.keep_per_particle));
+  for (const auto& cell : e.cells) h = fnv1a(e.cell_key(cell) + "\n", h);
+  e.plan_hash = h;
+  return e;
+}
+
+}  // namespace flowgauge

@@ -1,0 +1,72 @@
+#pragma once
+// Experiment files (TOML) -> a validated sweep plan. Every error names file:line:col: key.
+// Format: README.md "Experiment files"; shipped studies: experiments/*.toml.
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "analytics/mixture.hpp"
+#include "analytics/schedule.hpp"
+#include "solvers/grid.hpp"
+#include "solvers/solver.hpp"
+
+namespace flowgauge {
+
+struct DataAxis {
+  std::string name;
+  std::shared_ptr<const GaussianMixture> mixture;
+  std::string source;  // "file path", "preset name" or "inline"
+};
+
+struct ScheduleAxis {
+  std::string name;  // label from the file
+  std::shared_ptr<const Schedule> schedule;
+};
+
+struct SolverAxis {
+  std::string name;  // registry name
+  SolverOptions options;
+  std::string label;  // name(k=v, ...)
+};
+
+struct GridAxis {
+  GridSpec spec;  // steps filled per cell
+  std::string label;
+};
+
+struct Cell {
+  int id = 0;  // position in the plan (deterministic order)
+  int data = 0, schedule = 0, solver = 0, grid = 0, steps = 0;
+  std::uint64_t seed = 0;
+};
+
+struct Experiment {
+  std::string file, text, name, description, output;
+  long particles = 256;
+  int threads = 0;                   // 0: all cores
+  std::vector<std::string> metrics;  // error (always), distribution, curvature, lte
+  double mmd_bandwidth = 0;          // 0: default rule (analytics/metrics/mmd.hpp)
+  double ref_rtol = 1e-11, ref_atol = 1e-11;
+  bool keep_per_particle = false;
+  int curvature_steps = 400;
+  std::vector<DataAxis> data;
+  std::vector<ScheduleAxis> schedules;
+  std::vector<SolverAxis> solvers;
+  std::vector<GridAxis> grids;
+  std::vector<int> steps;
+  std::vector<std::uint64_t> seeds;
+  std::vector<Cell> cells;  // after exclude / only filters
+  std::size_t cells_before_filters = 0;
+  std::uint64_t plan_hash = 0;  // identifies the plan (resume, shards, merge)
+
+  bool wants(const std::string& metric) const;
+  std::string cell_key(const Cell& c) const;  // canonical text of one cell
+};
+
+// Parses and validates; throws InputError("file:line:col: key: message").
+Experiment load_experiment(const std::string& path);
+std::vector<std::string> mixture_presets();
+
+}  // namespace flowgauge

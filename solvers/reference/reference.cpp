@@ -1,0 +1,175 @@
+#include "solvers/reference/reference.hpp"
+
+#include <algorithm>
+#include <boost/numeric/odeint.hpp>
+#include <boost/numeric/odeint/external/eigen/eigen.hpp>
+#include <cmath>
+#include <fmt/format.h>
+#include <stdexcept>
+
+#include "analytics/errors.hpp"
+#include "solvers/coordinates.hpp"
+
+// Eigen 3.4 gave dense matrices begin()/end() (vectors only), so odeint 1.74 takes a MatrixXd for a
+// range and copies it element-wise, which does not compile: a matrix state is copied by assignment.
+namespace boost::numeric::odeint {
+template <>
+struct copy_impl<Eigen::MatrixXd, Eigen::MatrixXd> {
+  static void copy(const Eigen::MatrixXd& from, Eigen::MatrixXd& to) { to = from; }
+};
+}  // namespace boost::numeric::odeint
+
+namespace flowgauge {
+namespace {
+
+namespace odeint = boost::numeric::odeint;
+using State = MatrixXd;
+using Algebra = odeint::vector_space_algebra;
+using Dopri5 = odeint::runge_kutta_dopri5<State, double, State, double, Algebra>;
+using Rkf78 = odeint::runge_kutta_fehlberg78<State, double, State, double, Algebra>;
+
+// Buffers shared by every copy of the right-hand side (odeint passes systems by value).
+struct RhsWork {
+  Model* model;
+  Coordinates cs;
+  MatrixXd x, x0, eps;
+};
+
+// dz/dtau = cx x0 + ce eps at t(tau), with x = m(t) z: one batched model evaluation.
+struct Rhs {
+  RhsWork* w;
+  void operator()(const State& z, State& dz, double tau) const {
+    const Schedule& s = *w->cs.s;
+    const TimePoint p = s.at(w->cs.t_of(tau));
+    w->x.noalias() = w->cs.scale(p) * z;
+    w->model->predict(w->x, p, w->x0, w->eps);
+    double cx, ce;
+    w->cs.drift_coeffs(p, cx, ce);
+    dz.resize(z.rows(), z.cols());
+    if (cx == 0.0)
+      dz.noalias() = ce * w->eps;
+    else
+      dz.noalias() = cx * w->x0 + ce * w->eps;
+  }
+};
+
+// Coordinates for the grid interval [t_i, t_{i+1}] (see the header).
+Coord interval_coord(const Schedule& s, const Grid& g, int i) {
+  const double tb = g.t[i + 1];
+  const bool to_zero = (g.denoise_final && i + 1 == g.steps()) || s.sigma(tb) == 0.0 ||
+                       (s.t_sigma_zero() && tb == *s.t_sigma_zero());
+  if (to_zero) return Coord::kVe;
+  if (!(s.alpha(g.t[i]) > 0.0) || !std::isfinite(s.lambda(g.t[i]))) return Coord::kFm;
+  return Coord::kLogsnr;
+}
+
+// Integrates z over grid intervals [i0, i1) in one coordinate system, stepping exactly onto each
+// tau_{i+1}; stores x at every grid time reached. `dt` carries the step size between runs.
+template <class Controlled>
+void run(Controlled stepper, Model& model, const Grid& g, Coordinates cs, int i0, int i1, MatrixXd& z,
+         ReferenceResult& out, long max_steps) {
+  const Schedule& s = *cs.s;
+  RhsWork work{&model, cs, MatrixXd(z.rows(), z.cols()), MatrixXd(z.rows(), z.cols()),
+               MatrixXd(z.rows(), z.cols())};
+  Rhs rhs{&work};
+  std::vector<double> taus(g.t.size());
+  for (int i = i0; i <= i1; ++i) taus[i] = cs.tau(g.t[i]);
+  double tau = taus[i0];
+  double dt = 1e-3 * (taus[i1] - tau);  // first trial step; the controller adapts it at once
+  for (int i = i0; i < i1; ++i) {
+    const double target = taus[i + 1];
+    if (!(std::abs(target - tau) > 0) || (target - tau) * dt < 0)
+      throw std::runtime_error(fmt::format("reference: {} time is not monotone on grid interval {} ({} -> {})",
+                                           coord_name(cs.kind), i, tau, target));
+    while (tau != target) {
+      const double remaining = target - tau;
+      const bool last = std::abs(remaining) <= std::abs(dt);
+      double h = last ? remaining : dt;
+      double tt = tau;
+      const auto res = stepper.try_step(rhs, z, tt, h);  // on success: tt = tau + h_used, h = next proposal
+      if (res == odeint::success) {
+        ++out.steps;
+        if (last) {
+          tau = target;  // land exactly on the grid time (tt differs from it by rounding only)
+          dt = std::abs(h) > std::abs(dt) ? h : dt;
+        } else {
+          tau = tt;
+          dt = h;
+        }
+      } else {
+        ++out.rejected;
+        dt = h;
+      }
+      if (out.steps + out.rejected > max_steps || !std::isfinite(dt) || dt == 0.0)
+        throw std::runtime_error(fmt::format("reference: step control failed in {} coordinates on interval {} "
+                                             "(tau = {}, dt = {}, {} steps, {} rejected)",
+                                             coord_name(cs.kind), i, tau, dt, out.steps, out.rejected));
+    }
+    out.states[i + 1] = cs.scale(s.at(g.t[i + 1])) * z;
+    out.tau[i + 1] = tau;
+  }
+}
+
+}  // namespace
+
+std::string reference_partner(const std::string& method) {
+  if (method == "dopri5") return "rkf78";
+  if (method == "rkf78") return "dopri5";
+  throw InputError(fmt::format("reference: method '{}' must be dopri5 or rkf78", method));
+}
+
+ReferenceResult reference_solve(Model& model, const Grid& grid, const MatrixXd& x_start, const ReferenceOptions& o) {
+  reference_partner(o.method);  // validates the name
+  if (grid.t.size() < 2) throw InputError("reference: grid needs at least two times");
+  if (x_start.rows() != model.dim())
+    throw InputError(fmt::format("reference: x_start has {} rows, the model dimension is {}", x_start.rows(), model.dim()));
+  if (!(o.rtol > 0) || !(o.atol > 0)) throw InputError("reference: rtol and atol must be > 0");
+  const Schedule& s = model.schedule();
+  const int N = grid.steps();
+  ReferenceResult out;
+  out.states.resize(N + 1);
+  out.tau.assign(N + 1, 0.0);
+  out.states[0] = x_start;
+  const long nfe0 = model.nfe();
+
+  MatrixXd z;
+  for (int i0 = 0; i0 < N;) {
+    const Coord c = interval_coord(s, grid, i0);
+    int i1 = i0 + 1;
+    while (i1 < N && interval_coord(s, grid, i1) == c) ++i1;
+    const Coordinates cs{c, &s};
+    z = out.states[i0] / cs.scale(s.at(grid.t[i0]));
+    out.tau[i0] = cs.tau(grid.t[i0]);
+    if (o.method == "dopri5")
+      run(odeint::make_controlled(o.atol, o.rtol, Dopri5()), model, grid, cs, i0, i1, z, out, o.max_steps);
+    else
+      run(odeint::make_controlled(o.atol, o.rtol, Rkf78()), model, grid, cs, i0, i1, z, out, o.max_steps);
+    i0 = i1;
+  }
+  out.nfe = model.nfe() - nfe0;
+  return out;
+}
+
+double rms_error(const ConstMatRef& A, const ConstMatRef& B) {
+  if (A.cols() == 0) return 0.0;
+  return std::sqrt((A - B).colwise().squaredNorm().sum() / static_cast<double>(A.cols()));
+}
+
+ReferencePair reference_with_error(Model& model, const Grid& grid, const MatrixXd& x_start, const ReferenceOptions& opts) {
+  ReferencePair p;
+  p.primary = reference_solve(model, grid, x_start, opts);
+  ReferenceOptions o2 = opts;
+  o2.method = reference_partner(opts.method);
+  o2.rtol *= opts.check_tol_factor;
+  o2.atol *= opts.check_tol_factor;
+  p.secondary = reference_solve(model, grid, x_start, o2);
+  for (std::size_t i = 0; i < p.primary.states.size(); ++i) {
+    const MatrixXd& a = p.primary.states[i];
+    const MatrixXd& b = p.secondary.states[i];
+    p.err_max.push_back(a.size() ? (a - b).cwiseAbs().maxCoeff() : 0.0);
+    p.err_rms.push_back(rms_error(a, b));
+  }
+  return p;
+}
+
+}  // namespace flowgauge

@@ -3,8 +3,17 @@
 #include <cmath>
 
 #include "solvers/coordinates.hpp"
+#include "solvers/reference/reference.hpp"
 
 namespace flowgauge {
+
+ReferencePath reference_path(Model& model, const Grid& grid, const MatrixXd& start, double rtol, double atol) {
+  ReferenceOptions o;
+  o.rtol = rtol;
+  o.atol = atol;
+  ReferencePair p = reference_with_error(model, grid, start, o);
+  return {std::move(p.primary.states), std::move(p.err_rms)};
+}
 
 VectorXd lte_profile(const SolverAxis& sv, Model& model, const Grid& grid, const ReferencePath& ref) {
   auto solver = make_solver(sv.name, sv.options);

@@ -133,7 +133,6 @@ CellResult compute_cell(const Experiment& e, const Cell& c, ReferenceCache& refs
                         Eigen::Map<const VectorXd>(ref->error_estimate.data(), static_cast<Eigen::Index>(ref->error_estimate.size())));
   if (e.keep_per_particle) r.arrays.emplace_back("error_per_particle", (X - ref->states.back()).colwise().norm().transpose());
 
-  if (e.wants("distribution")) distribution_metrics(e, gm, sch, grid, X, T);
   if (e.wants("lte")) r.arrays.emplace_back("lte_rms_t", lte_profile(sv, model, grid, *ref));
   return r;
 }

@@ -39,13 +39,11 @@ struct Point {
 
 inline Point point_at(const Schedule& s, double t) { return {s.at(t), 0.5 * s.lambda(t)}; }
 
-// Point at a prescribed half logSNR (intermediate stages): t from Schedule::t_of_lambda, and ell
-// kept exactly as requested, as the reference implementation does (it uses r*h, not a
-// recomputed lambda, in the update weights).
-inline Point point_at_ell(const Schedule& s, double ell) {
-  const double t = s.t_of_lambda(2.0 * ell);
-  return {s.at(t), ell};
-}
+// Point near a prescribed half logSNR (intermediate stages): t from Schedule::t_of_lambda, then
+// ell recomputed from that t, so that alpha, sigma and ell agree to rounding even where
+// t_of_lambda is only accurate to ~1e-14 in t (the update weights take r = (ell_s1 - ell_s)/h from
+// the points; with an exact inverse this is the reference's r*h).
+inline Point point_at_ell(const Schedule& s, double ell) { return point_at(s, s.t_of_lambda(2.0 * ell)); }
 
 // alpha, sigma, ell at every grid time (built in start(), read in step()).
 inline void cache_grid(const Schedule& s, const Grid& g, std::vector<Point>& out) {

@@ -28,10 +28,11 @@ class Dpmpp2s final : public Solver {
     const double h = t.ell - s.ell;
     const auto s1 = expint::point_at_ell(m.schedule(), s.ell + kR * h);
     m.predict(X, s.tp, m0_, eps_);
-    u_ = (s1.sigma() / s.sigma()) * X - (s1.alpha() * std::expm1(-kR * h)) * m0_;
+    const double h1 = s1.ell - s.ell, r = h1 / h;  // r = 1/2 up to the rounding of t_of_lambda
+    u_ = (s1.sigma() / s.sigma()) * X - (s1.alpha() * std::expm1(-h1)) * m0_;
     m.predict(u_, s1.tp, m1_, eps_);
     const double c = t.alpha() * std::expm1(-h);
-    X = (t.sigma() / s.sigma()) * X - c * m0_ - (0.5 / kR) * c * (m1_ - m0_);
+    X = (t.sigma() / s.sigma()) * X - c * m0_ - (0.5 / r) * c * (m1_ - m0_);
   }
 
  private:

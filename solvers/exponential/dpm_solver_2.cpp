@@ -1,7 +1,8 @@
 // DPM-Solver-2, singlestep, noise prediction (Lu et al. 2022, arXiv 2206.00927, Algorithm 1 /
 // Algorithm 4 with r1 = 1/2; reference singlestep_dpm_solver_second_update; samplers.md 4.3).
 // The inner time is s1 = t(ell_s + h/2) through Schedule::t_of_lambda.
-// Option solver_type = dpmsolver (default) | taylor. Order 2, 2 NFE per step.
+// Option solver_type = dpmsolver (default) | taylor. Order 2, 2 NFE per step (measured 2.00-2.01,
+// single Gaussian, logsnr and edm grids, both solver types; tests/test_exponential.cpp).
 #include "solvers/exponential/common.hpp"
 #include "solvers/solver.hpp"
 

@@ -2,7 +2,8 @@
 // Algorithm 5 with r1 = 1/3, r2 = 2/3; reference singlestep_dpm_solver_third_update;
 // samplers.md 4.3). Inner times s1, s2 = t(ell_s + h/3), t(ell_s + 2h/3) via Schedule::t_of_lambda.
 // Option solver_type = dpmsolver (default) | taylor (the reference's alternative final combination).
-// Order 3, 3 NFE per step.
+// Order 3, 3 NFE per step (measured: single Gaussian 3.02 logsnr N = 192..1536, 2.92 edm N = 768..3072;
+// gmm8_2d 2.97; tests/test_exponential.cpp).
 #include "solvers/exponential/common.hpp"
 #include "solvers/solver.hpp"
 

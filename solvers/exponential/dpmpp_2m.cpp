@@ -3,7 +3,8 @@
 // With m_0 = x0(x_s, s), m_1 the previous step's prediction, r = h_prev/h, D = (m_0 - m_1)/r:
 //   midpoint (reference "dpmsolver"): x_t = (sigma_t/sigma_s) x_s - alpha_t (e^{-h}-1) (m_0 + D/2)
 //   heun (reference "taylor"):        x_t = (sigma_t/sigma_s) x_s - alpha_t (e^{-h}-1) m_0 + alpha_t ((e^{-h}-1)/h + 1) D
-// The first step is DPM-Solver++(1) (= ddim). No lower_order_final. Order 2, 1 NFE, history 1.
+// The first step is DPM-Solver++(1) (= ddim). No lower_order_final. Order 2, 1 NFE, history 1
+// (measured 2.00-2.02 single Gaussian, 1.99 gmm8_2d; tests/test_exponential.cpp).
 #include <utility>
 
 #include "solvers/exponential/common.hpp"

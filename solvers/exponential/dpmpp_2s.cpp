@@ -3,7 +3,8 @@
 // samplers.md 4.3):
 //   u   = (sigma_s1/sigma_s) x_s - alpha_s1 (e^{-r h} - 1) m_s,
 //   x_t = (sigma_t/sigma_s) x_s - alpha_t (e^{-h} - 1) [(1 - 1/(2r)) m_s + 1/(2r) m(u, s1)].
-// s1 = t(ell_s + h/2) via Schedule::t_of_lambda. Order 2, 2 NFE per step.
+// s1 = t(ell_s + h/2) via Schedule::t_of_lambda. Order 2, 2 NFE per step (measured 1.99, single
+// Gaussian, logsnr and edm grids; tests/test_exponential.cpp).
 #include "solvers/exponential/common.hpp"
 #include "solvers/solver.hpp"
 

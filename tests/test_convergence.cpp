@@ -256,10 +256,11 @@ TEST_P(Convergence, FittedOrderMatchesDeclared) {
       EXPECT_GE(f.n.size(), static_cast<std::size_t>(kMinPoints))
           << name << " " << row.variant << " on " << p.label << ": too few points above " << kFloorMargin
           << "x the error floor to fit an order";
-      if (f.n.size() >= static_cast<std::size_t>(kMinPoints))
+      if (f.n.size() >= static_cast<std::size_t>(kMinPoints)) {
         EXPECT_LE(std::abs(f.order - expected), kOrderTol)
             << name << " " << row.variant << " on " << p.label << ": fitted order " << f.order << " (R^2 " << f.r2
             << ", N " << f.n.front() << ".." << f.n.back() << ") vs " << (known ? "known " : "declared ") << expected;
+      }
     }
   }
   fmt::print("{}: {:.2f} s\n", name,

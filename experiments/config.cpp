@@ -318,7 +318,8 @@ Experiment load_experiment(const std::string& path) {
       const auto& st = c.table(*arr->get(i), key);
       const auto* nm = st.get("name");
       if (!nm) c.fail(&st, key + ".name", "missing");
-      const std::string name = c.str(*nm, key + ".name");
+      std::vector<std::string> names;  // a list of names shares the options below
+      for (const auto* x : c.list(*nm)) names.push_back(c.str(*x, key + ".name"));
       std::vector<std::pair<std::string, std::vector<std::string>>> axes;
       for (const auto& [ok, ov] : st) {
         if (ok.str() == "name") continue;
@@ -327,14 +328,15 @@ Experiment load_experiment(const std::string& path) {
         if (vals.empty()) c.fail(&ov, key + "." + std::string(ok.str()), "empty list");
         axes.emplace_back(std::string(ok.str()), vals);
       }
-      for (const auto& o : expand(axes)) {
-        try {
-          make_solver(name, o);
-        } catch (const InputError& err) {
-          c.fail(&st, key, err.what());
+      for (const auto& name : names)
+        for (const auto& o : expand(axes)) {
+          try {
+            make_solver(name, o);
+          } catch (const InputError& err) {
+            c.fail(&st, key, err.what());
+          }
+          e.solvers.push_back({name, o, label_of(name, o)});
         }
-        e.solvers.push_back({name, o, label_of(name, o)});
-      }
     }
   }
   // grids

@@ -16,8 +16,10 @@ struct MomentErrors {
   double cov_se = 0;     // delete-a-group jackknife SE of cov_err
   // Expected size of cov_err from sampling alone, sqrt(E||C_hat - C||_F^2) estimated as
   // sqrt((mean_i |x_i - m_hat|^4 - ||C_hat||_F^2) / N)  (sum_ab Var[(x-m)_a (x-m)_b] / N).
-  // cov_se is the spread of the norm, not its size: for exact draws cov_err ~ cov_floor, which
-  // is ~sqrt(number of covariance entries) times cov_se, so judge "consistent with 0" by cov_floor.
+  // cov_se is the spread of the norm, not its size. For exact draws (err -> 0, where the norm is not
+  // smooth) cov_err / cov_se is not a standard pivot: measured over 300 seeds its mean is 1.6 (d = 2),
+  // 2.1 (d = 6), 2.6 (d = 16) and it exceeds 4 in 1 %, 3 %, 8 % of them, whereas cov_err / cov_floor
+  // has mean 0.9-0.95. Judge "consistent with 0" by cov_floor; use cov_se when the error is clearly > 0.
   double cov_floor = 0;
   double mode_tv = 0;     // 0.5 sum_k |w_hat_k - w_k|
   double mode_tv_se = 0;  // delete-a-group jackknife SE of mode_tv

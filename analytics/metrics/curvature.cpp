@@ -1,0 +1,110 @@
+#include "analytics/metrics/curvature.hpp"
+
+#include <cmath>
+#include <stdexcept>
+
+namespace flowgauge::metrics {
+
+CurvatureResult trajectory_geometry(std::span<const MatrixXd> Z, std::span<const MatrixXd> dZ,
+                                    std::span<const double> tau) {
+  const std::size_t n = tau.size();
+  if (n < 3) throw std::invalid_argument("curvature: need at least 3 nodes (T >= 2)");
+  if (Z.size() != n || dZ.size() != n) throw std::invalid_argument("curvature: Z, dZ/dtau and tau differ in length");
+  const Eigen::Index d = Z[0].rows(), N = Z[0].cols();
+  for (std::size_t i = 0; i < n; ++i)
+    if (Z[i].rows() != d || Z[i].cols() != N || dZ[i].rows() != d || dZ[i].cols() != N)
+      throw std::invalid_argument("curvature: every state and drift must be d x N");
+  const Eigen::Index T = static_cast<Eigen::Index>(n) - 1;
+  const double dtau = tau[n - 1] - tau[0];  // dX/ds = dtau * dZ/dtau
+
+  CurvatureResult r;
+  r.s.resize(T + 1);
+  for (Eigen::Index i = 0; i <= T; ++i) r.s(i) = (tau[i] - tau[0]) / dtau;
+  r.s(T) = 1.0;
+  VectorXd h(T);  // steps in s, all > 0 iff tau is strictly monotone
+  for (Eigen::Index i = 0; i < T; ++i) {
+    h(i) = r.s(i + 1) - r.s(i);
+    if (!(h(i) > 0)) throw std::invalid_argument("curvature: tau must be strictly monotone");
+  }
+
+  const MatrixXd D = Z[T] - Z[0];
+  MatrixXd trapV = MatrixXd::Zero(d, N);  // trapezoid integral of Xdot
+  MatrixXd A(d, N);                       // Xddot / dtau at one node (workspace)
+  r.S = VectorXd::Zero(N);
+  r.K = VectorXd::Zero(N);
+  r.L = VectorXd::Zero(N);
+  r.turn = VectorXd::Zero(N);
+  r.kappa.resize(T + 1);
+  r.speed.resize(T + 1);
+  for (Eigen::Index i = 0; i <= T; ++i) {
+    const MatrixXd& V = dZ[i];  // Xdot = dtau * V
+    // Trapezoid weight of node i: (h_{i-1} + h_i) / 2.
+    const double q = 0.5 * ((i > 0 ? h(i - 1) : 0.0) + (i < T ? h(i) : 0.0));
+    r.S += q * (D - dtau * V).colwise().squaredNorm().transpose();
+    r.K += (q * dtau * dtau) * V.colwise().squaredNorm().transpose();
+    r.L += (q * std::abs(dtau)) * V.colwise().norm().transpose();
+    trapV += (q * dtau) * V;
+    r.speed(i) = std::abs(dtau) * V.colwise().norm().mean();
+
+    // dV/ds by 3-point differences on the non-uniform grid (second order).
+    double c0, c1, c2;
+    Eigen::Index a, b, c;
+    if (i == 0) {  // one-sided forward: f'(s0) ~ -(2h0+h1)/(h0(h0+h1)) f0 + (h0+h1)/(h0 h1) f1 - h0/(h1(h0+h1)) f2
+      const double h0 = h(0), h1 = h(1);
+      a = 0, b = 1, c = 2;
+      c0 = -(2 * h0 + h1) / (h0 * (h0 + h1)), c1 = (h0 + h1) / (h0 * h1), c2 = -h0 / (h1 * (h0 + h1));
+    } else if (i == T) {  // mirror image of the above
+      const double h0 = h(T - 1), h1 = h(T - 2);
+      a = T, b = T - 1, c = T - 2;
+      c0 = (2 * h0 + h1) / (h0 * (h0 + h1)), c1 = -(h0 + h1) / (h0 * h1), c2 = h0 / (h1 * (h0 + h1));
+    } else {  // central: -hp/(hm(hm+hp)) f_{i-1} + (hp-hm)/(hm hp) f_i + hm/(hp(hm+hp)) f_{i+1}
+      const double hm = h(i - 1), hp = h(i);
+      a = i - 1, b = i, c = i + 1;
+      c0 = -hp / (hm * (hm + hp)), c1 = (hp - hm) / (hm * hp), c2 = hm / (hp * (hm + hp));
+    }
+    A.noalias() = c0 * dZ[a] + c1 * dZ[b] + c2 * dZ[c];
+    // kappa = |Xddot_perp| / |Xdot|^2 = |A_perp| / (|dtau| |V|^2); the perpendicular part is formed
+    // explicitly (not |A|^2 - (A.V)^2/|V|^2, which would lose half the digits for nearly straight paths).
+    double ksum = 0;
+    Eigen::Index kcount = 0;
+    for (Eigen::Index j = 0; j < N; ++j) {
+      const double vv = V.col(j).squaredNorm();
+      if (!(vv > 0)) continue;
+      const double av = A.col(j).dot(V.col(j));
+      ksum += (A.col(j) - (av / vv) * V.col(j)).norm() / (std::abs(dtau) * vv);
+      ++kcount;
+    }
+    r.kappa(i) = kcount ? ksum / static_cast<double>(kcount) : NAN;
+
+    // Turning angle at interior vertices, angle(u, v) = 2 atan2(|u^ - v^|, |u^ + v^|) (accurate for
+    // angles near 0 and pi); a zero-length segment contributes nothing.
+    if (i > 0 && i < T)
+      for (Eigen::Index j = 0; j < N; ++j) {
+        const auto u = Z[i + 1].col(j) - Z[i].col(j);
+        const auto v = Z[i].col(j) - Z[i - 1].col(j);
+        const double nu = u.norm(), nv = v.norm();
+        if (!(nu > 0 && nv > 0)) continue;
+        r.turn(j) += 2.0 * std::atan2((u / nu - v / nv).norm(), (u / nu + v / nv).norm());
+      }
+  }
+
+  const VectorXd chord = D.colwise().norm().transpose();
+  r.R.resize(N);
+  double rsum = 0;
+  Eigen::Index rcount = 0;
+  for (Eigen::Index j = 0; j < N; ++j) {
+    r.R(j) = r.L(j) > 0 ? chord(j) / r.L(j) : NAN;
+    if (r.L(j) > 0) rsum += r.R(j), ++rcount;
+  }
+  r.straightness = r.S.mean();
+  r.kinetic = r.K.mean();
+  r.length = r.L.mean();
+  r.chord2 = chord.squaredNorm() / static_cast<double>(N);
+  r.chord_ratio = rcount ? rsum / static_cast<double>(rcount) : NAN;
+  r.turning = r.turn.mean();
+  r.identity_gap = r.straightness - (r.kinetic - r.chord2);
+  r.defect = std::sqrt((D - trapV).squaredNorm() / static_cast<double>(N));
+  return r;
+}
+
+}  // namespace flowgauge::metrics

@@ -23,4 +23,21 @@ void distribution_metrics(const Experiment& e, const GaussianMixture& gm, const 
 // with every step started on the reference path (multistep history also from reference states).
 VectorXd lte_profile(const SolverAxis& sv, Model& model, const Grid& grid, const ReferencePath& ref);
 
+// Geometry of exact PF-ODE paths per (data, schedule, coordinates): a fine logsnr-grid reference
+// (curvature_steps) from exact draws at t_hi, measured in each coordinate system (samplers.md 6).
+struct CurvatureStudy {
+  struct Profile {
+    VectorXd s, kappa, speed;
+  };
+  struct Paths {
+    std::string data, schedule;
+    std::vector<MatrixXd> x;  // a few particles (2-D data only)
+    std::vector<double> t;
+  };
+  Table table;
+  std::vector<Profile> profiles;  // one per table row
+  std::vector<Paths> paths;
+};
+CurvatureStudy curvature_study(const Experiment& e);
+
 }  // namespace flowgauge

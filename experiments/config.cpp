@@ -23,7 +23,7 @@ bool Experiment::wants(const std::string& m) const {
 
 namespace {
 
-const std::vector<std::string> kMetrics = {"error", "lte"};
+const std::vector<std::string> kMetrics = {"error", "distribution", "curvature", "lte"};
 
 // Error helpers: "file:line:col: key: message".
 struct Ctx {

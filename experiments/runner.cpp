@@ -133,6 +133,7 @@ CellResult compute_cell(const Experiment& e, const Cell& c, ReferenceCache& refs
                         Eigen::Map<const VectorXd>(ref->error_estimate.data(), static_cast<Eigen::Index>(ref->error_estimate.size())));
   if (e.keep_per_particle) r.arrays.emplace_back("error_per_particle", (X - ref->states.back()).colwise().norm().transpose());
 
+  if (e.wants("distribution")) distribution_metrics(e, gm, sch, grid, X, T);
   if (e.wants("lte")) r.arrays.emplace_back("lte_rms_t", lte_profile(sv, model, grid, *ref));
   return r;
 }
@@ -200,6 +201,38 @@ std::map<int, CellResult> load_shards(const Experiment& e) {
   return done;
 }
 
+// ---- whole-run extras: path geometry, density lattices for 2-D data ----
+struct Extras {
+  CurvatureStudy curvature;
+  bool has_curvature = false;
+  std::vector<std::pair<std::string, MatrixXd>> density;  // per 2-D data set: log p at the data end
+  VectorXd axis;
+};
+
+Extras compute_extras(const Experiment& e) {
+  Extras x;
+  if (e.wants("curvature")) {
+    x.curvature = curvature_study(e);
+    x.has_curvature = true;
+  }
+  const int n = 121;
+  for (const auto& d : e.data) {
+    if (d.mixture->dim() != 2) continue;
+    const Schedule& s = *e.schedules.front().schedule;
+    const TimePoint p = s.at(s.t_lo());
+    const MatrixXd C = d.mixture->marginal_cov(p.alpha, p.sigma);
+    const VectorXd m = d.mixture->marginal_mean(p.alpha);
+    const double lim = std::abs(m.cwiseAbs().maxCoeff()) + 3.5 * std::sqrt(C.diagonal().maxCoeff());
+    x.axis = VectorXd::LinSpaced(n, -lim, lim);
+    MatrixXd P(2, n * n);
+    for (int i = 0; i < n; ++i)
+      for (int j = 0; j < n; ++j) P.col(i * n + j) << x.axis(j), x.axis(i);
+    const MixtureEval ev = d.mixture->evaluate(P, p.alpha, p.sigma, kLogp);
+    x.density.emplace_back(d.name, Eigen::Map<const MatrixXd>(ev.logp.data(), n, n));
+  }
+  return x;
+}
+
 // ---- the main output file, rebuilt from finished cells ----
 Table fit_orders(const Table& cells) {
   Table o;
@@ -245,7 +278,7 @@ Table fit_orders(const Table& cells) {
 }
 
 void write_main(const Experiment& e, const std::map<int, CellResult>& done, bool complete, const std::string& started,
-                int threads) {
+                int threads, const Extras& extras) {
   std::lock_guard<std::mutex> lock(g_h5);
   h5::AtomicOutput out(e.output);
   const hid_t f = out.file();
@@ -269,6 +302,35 @@ void write_main(const Experiment& e, const std::map<int, CellResult>& done, bool
   for (const auto& [id, r] : done) {
     h5::Handle g(H5Gcreate2(arrays.get(), fmt::format("{:06d}", id).c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
     for (const auto& [k, v] : r.arrays) h5::write_vector(g.get(), k, v);
+  }
+  if (extras.has_curvature) {
+    write_table(f, "curvature", extras.curvature.table);
+    h5::Handle pg(H5Gcreate2(f, "curvature_profiles", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
+    for (std::size_t i = 0; i < extras.curvature.profiles.size(); ++i) {
+      h5::Handle g(H5Gcreate2(pg.get(), fmt::format("{:04d}", i).c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
+      h5::write_vector(g.get(), "s", extras.curvature.profiles[i].s);
+      h5::write_vector(g.get(), "kappa", extras.curvature.profiles[i].kappa);
+      h5::write_vector(g.get(), "speed", extras.curvature.profiles[i].speed);
+    }
+    if (!extras.curvature.paths.empty()) {
+      h5::Handle tg(H5Gcreate2(f, "trajectories", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
+      for (const auto& p : extras.curvature.paths) {
+        if (H5Lexists(tg.get(), p.data.c_str(), H5P_DEFAULT) <= 0)
+          h5::Handle(H5Gcreate2(tg.get(), p.data.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
+        h5::Handle dg(H5Gopen2(tg.get(), p.data.c_str(), H5P_DEFAULT), H5Gclose);
+        h5::Handle sg(H5Gcreate2(dg.get(), p.schedule.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
+        h5::write_stack(sg.get(), "x", p.x);
+        h5::write_vector(sg.get(), "t", Eigen::Map<const VectorXd>(p.t.data(), static_cast<Eigen::Index>(p.t.size())));
+      }
+    }
+  }
+  if (!extras.density.empty()) {
+    h5::Handle dg(H5Gcreate2(f, "density", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
+    for (const auto& [name, lp] : extras.density) {
+      h5::Handle g(H5Gcreate2(dg.get(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
+      h5::write_matrix(g.get(), "logp", lp);
+      h5::write_vector(g.get(), "axis", extras.axis);
+    }
   }
   out.commit();
 }
@@ -327,7 +389,8 @@ RunSummary run_experiment(const Experiment& e, const RunOptions& opt) {
   std::vector<int> todo;
   for (const auto& c : e.cells)
     if (!done.count(c.id)) todo.push_back(c.id);
-  write_main(e, done, todo.empty(), started, threads);  // the file opens from the start
+  const Extras extras = compute_extras(e);
+  write_main(e, done, todo.empty(), started, threads, extras);  // the file opens from the start
 
   ReferenceCache refs;
   std::atomic<std::size_t> next{0};
@@ -363,7 +426,7 @@ RunSummary run_experiment(const Experiment& e, const RunOptions& opt) {
         ++computed;
         const auto now = std::chrono::steady_clock::now();
         if (std::chrono::duration<double>(now - last_rebuild).count() >= opt.rebuild_seconds) {
-          write_main(e, done, false, started, threads);
+          write_main(e, done, false, started, threads, extras);
           last_rebuild = now;
         }
         if (tty || std::chrono::duration<double>(now - last_print).count() >= 1.0) {
@@ -382,10 +445,10 @@ RunSummary run_experiment(const Experiment& e, const RunOptions& opt) {
   worker();
   for (auto& t : pool) t.join();
   if (error) {
-    write_main(e, done, false, started, threads);
+    write_main(e, done, false, started, threads, extras);
     std::rethrow_exception(error);
   }
-  write_main(e, done, true, started, threads);
+  write_main(e, done, true, started, threads, extras);
   progress(true);
   sum.computed = computed;
   for (const auto& [id, r] : done)

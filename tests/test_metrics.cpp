@@ -108,6 +108,7 @@ TEST(Mmd, UStatisticMatchesDoubleLoop) {
   // Same two sources for the mean, plus N eps for the final sum of the N row sums.
   const double tol = (3 + 2) * kEps * maxsq / (l * l) + 2 * N * kEps;
   EXPECT_NEAR(u, static_cast<double>(total / (N * (N - 1))), tol);
+  std::printf("U-statistic vs double loop: %.1e (tol %.1e)\n", std::abs(u - static_cast<double>(total / (N * (N - 1)))), tol);
 }
 
 TEST(Mmd, ExactSamplesAreZeroWithinError) {
@@ -298,6 +299,9 @@ TEST(Curvature, PointMassUnderFmLinearIsStraight) {
     // kappa |Xdot|: differences of a constant drift over steps >= h_min ~ 6e-4 amplify its ~50 eps
     // rounding by ~4/h_min: <= 1e-10.
     for (int i = 0; i <= T; ++i) EXPECT_LT(r.kappa(i) * r.speed(i), 1e-10) << i;
+    std::printf("point mass (%s tau): |K/K_exact - 1| %.1e, S/K %.1e, |R - 1| %.1e, turning %.1e, max kappa|Xdot| %.1e\n",
+                decreasing ? "decreasing" : "increasing", std::abs(r.kinetic / K - 1), r.straightness / K,
+                std::abs(r.chord_ratio - 1), r.turning, (r.kappa.array() * r.speed.array()).maxCoeff());
   }
 }
 

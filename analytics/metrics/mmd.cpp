@@ -107,12 +107,12 @@ double mmd_sample_term(const ConstMatRef& X, double l, VectorXd* row_sums) {
       const Eigen::Index nj = std::min(B, N - j0);
       auto Gb = G.topLeftCorner(ni, nj);
       Gb.noalias() = X.middleCols(i0, ni).transpose() * X.middleCols(j0, nj);  // GEMM: x_i . x_j
-      // |x_i - x_j|^2 = |x_i|^2 + |x_j|^2 - 2 x_i.x_j (clamped at 0 against cancellation), then k.
-      Gb.array() = ((((-2.0 * Gb.array()).colwise() + nrm.segment(i0, ni).array()).rowwise() +
-                     nrm.segment(j0, nj).transpose().array())
-                        .cwiseMax(0.0) *
-                    c)
-                       .exp();
+      // -|x_i - x_j|^2 / 2 = x_i.x_j - |x_i|^2/2 - |x_j|^2/2, clamped at 0 against cancellation; then
+      // k = exp(-|x_i - x_j|^2 / (2 l^2)). Separate in-place passes: a fused broadcast expression
+      // kept the exp from vectorizing.
+      Gb.array().colwise() -= 0.5 * nrm.segment(i0, ni).array();
+      Gb.array().rowwise() -= 0.5 * nrm.segment(j0, nj).transpose().array();
+      Gb.array() = (Gb.array().cwiseMin(0.0) * (-2.0 * c)).exp();
       if (i0 == j0) Gb.diagonal().setZero();  // i != j
       rs.segment(i0, ni) += Gb.rowwise().sum();
       if (i0 != j0) rs.segment(j0, nj) += Gb.colwise().sum().transpose();

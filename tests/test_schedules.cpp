@@ -174,11 +174,14 @@ TEST_P(EverySchedule, LambdaEqualsTwoLogAlphaOverSigma) {
 TEST_P(EverySchedule, InverseLambdaRoundTrip) {
   std::vector<double> ts = test_times(*s);
   auto [a, b] = s->natural_domain();
-  // Also outside the default sampling interval, towards the natural-domain ends.
+  // Also outside the default sampling interval, towards the natural-domain ends (a user may move
+  // t_lo/t_hi there): t -> 0 where sigma vanishes, and up to 1e-6 short of a finite upper end.
   if (a == 0 && s->t_lo() > 0) {
     ts.push_back(s->t_lo() / 10);
     ts.push_back(s->t_lo() / 100);
   }
+  if (std::isfinite(b))
+    for (double f : {1e-3, 1e-4, 1e-5, 1e-6}) ts.push_back(b - f * (b - std::max(a, 0.0)));
   for (double t : ts) {
     const double lam = s->lambda(t);
     // lambda carries ~4 ulps, i.e. dt ~ 4 eps |lambda| / |lambda_dot|; 1e-12 |t| is above that

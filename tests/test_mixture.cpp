@@ -327,7 +327,8 @@ TEST(Mixture, MarginalMomentsMatchDefinition) {
     VectorXd m;
     MatrixXd C;
     exact_moments(gm.components(), a, s, m, C);
-    // Sums of K = 4 terms of size ~|mu|^2: 64 eps of the largest entry.
+    // Sums of K = 4 terms of size ~|mu|^2 (up to ~10x the largest covariance entry here) minus
+    // m m^T: 64 eps of |m| for the mean, 64 eps x 10 x the largest entry for the covariance.
     EXPECT_LE((gm.marginal_mean(a) - m).cwiseAbs().maxCoeff(), 64 * kEps * m.cwiseAbs().maxCoeff());
     EXPECT_LE((gm.marginal_cov(a, s) - C).cwiseAbs().maxCoeff(), 64 * kEps * 10 * C.cwiseAbs().maxCoeff());
   }

@@ -142,7 +142,9 @@ void GaussianMixture::evaluate(const ConstMatRef& X, double alpha, double sigma,
       Yk.array().colwise() *= invc.col(k).array();  // z_k = y_k / c_k (in place)
       if (flags & kTrace) zz.row(k) = Yk.colwise().squaredNorm();
     }
-    // log-sum-exp over components; logn becomes the responsibilities.
+    // log-sum-exp over components; logn becomes the responsibilities. r_k = exp(logn_k - m) / acc,
+    // not exp(logn_k - lse): lse = m + log(acc) is rounded to eps |lse|, which would put an error of
+    // that size (1e-11 at log p ~ -1e5) on every r_k and on sum_k r_k = 1.
     if (K == 1) {
       ws.lse.head(nb) = logn.row(0).transpose();
       logn.setOnes();
@@ -150,10 +152,10 @@ void GaussianMixture::evaluate(const ConstMatRef& X, double alpha, double sigma,
       for (Eigen::Index j = 0; j < nb; ++j) {
         const double m = logn.col(j).maxCoeff();
         double acc = 0;
-        for (Eigen::Index k = 0; k < K; ++k) acc += std::exp(logn(k, j) - m);
-        const double l = m + std::log(acc);
-        ws.lse(j) = l;
-        for (Eigen::Index k = 0; k < K; ++k) logn(k, j) = std::exp(logn(k, j) - l);
+        for (Eigen::Index k = 0; k < K; ++k) acc += (logn(k, j) = std::exp(logn(k, j) - m));
+        ws.lse(j) = m + std::log(acc);
+        const double inv = 1.0 / acc;
+        for (Eigen::Index k = 0; k < K; ++k) logn(k, j) *= inv;
       }
     }
     if (flags & kLogp) out.logp.segment(j0, nb) = ws.lse.head(nb);

@@ -26,8 +26,10 @@ class VpCosine final : public Schedule {
   double lambda(double t) const override { return std::log(alpha(t) * alpha(t) / sigma2(t)); }
   double t_of_lambda(double lam) const override {
     // sigma^2 = sigmoid(-lam); sin(rate t) = sigma^2 cos^2 th0 / sin(th + th0), th from atan2.
+    // alpha^2 = sigmoid(lam) directly: sqrt(1 - s2) loses eps / alpha^2 relative as t -> 1
+    // (t(lambda(t)) was off by 9e-12 at t = 1 - 1e-6).
     const double s2 = lam > 0 ? std::exp(-lam) / (1.0 + std::exp(-lam)) : 1.0 / (1.0 + std::exp(lam));
-    const double a = std::sqrt(1.0 - s2);
+    const double a = std::sqrt(lam > 0 ? 1.0 / (1.0 + std::exp(-lam)) : std::exp(lam) / (1.0 + std::exp(lam)));
     const double c0 = std::cos(theta0()), sn0 = std::sin(theta0());
     const double th = std::atan2(std::sqrt(sn0 * sn0 + s2 * c0 * c0), a * c0);
     const double d = std::asin(std::min(1.0, s2 * c0 * c0 / std::sin(th + theta0())));

@@ -16,8 +16,16 @@
 // p_i <= steps the solver has left including this one, i.e. min(order, remaining) like diffusers.
 // Options: order = 1..3 (predictor order p, default 2), variant = bh1 | bh2 (default bh2),
 // corrector = on | off (default on), lower_order_final = on | off (default on).
-// Declared order: p + 1 with the corrector, p without (samplers.md 4.3; measured in
-// tests/test_multistep.cpp, Orders.*).
+// Declared order: p + 1 with the corrector, p without (samplers.md 4.3). Measured
+// (tests/test_multistep.cpp, MultistepOrders; LS fit over N = 64..512 unless noted):
+//   p = 1 + corrector 1.99-2.00; p = 2 + corrector 2.99-3.08 (bh2), 3.03-3.09 (bh1);
+//   p = 2 without corrector 2.00-2.03 (it is DPM-Solver++(2M), checked to rounding);
+//   p = 3 + corrector, lower_order_final = off: 4.00-4.01 over N = 256..2048 (3.82-4.01 over 64..512).
+// Not one order, reported as measured: (a) lower_order_final = on (default) ends with a DDIM step
+// (UniP-1, no corrector), a global O(h^2) term; for p = 3 it dominates from N ~ 100 on vp-linear
+// (fitted 2.2-4 depending on schedule/grid), and every p is 2nd order as N -> infinity (p = 2 only
+// beyond N ~ 4000). (b) Without the corrector the warm-up's first step is DDIM too, so p = 3,
+// corrector off is 3 on the edm grid but ~2 on logsnr grids over N = 256..2048.
 #include "solvers/multistep/common.hpp"
 #include "solvers/solver.hpp"
 

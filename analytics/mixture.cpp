@@ -128,6 +128,8 @@ void GaussianMixture::evaluate(const ConstMatRef& X, double alpha, double sigma,
   ws.logn.resize(K, std::min(B, N));
   ws.W.resize(K, std::min(B, N));  // |z_k|^2 per column
   ws.lse.resize(std::min(B, N));
+  ws.m.resize(std::min(B, N));
+  ws.acc.resize(std::min(B, N));
 
   for (Eigen::Index j0 = 0; j0 < N; j0 += B) {
     const Eigen::Index nb = std::min(B, N - j0);
@@ -149,14 +151,14 @@ void GaussianMixture::evaluate(const ConstMatRef& X, double alpha, double sigma,
       ws.lse.head(nb) = logn.row(0).transpose();
       logn.setOnes();
     } else {
-      for (Eigen::Index j = 0; j < nb; ++j) {
-        const double m = logn.col(j).maxCoeff();
-        double acc = 0;
-        for (Eigen::Index k = 0; k < K; ++k) acc += (logn(k, j) = std::exp(logn(k, j) - m));
-        ws.lse(j) = m + std::log(acc);
-        const double inv = 1.0 / acc;
-        for (Eigen::Index k = 0; k < K; ++k) logn(k, j) *= inv;
-      }
+      // Vectorized over the block (Eigen's SIMD exp/log); same arithmetic as a per-column loop.
+      auto m = ws.m.head(nb);
+      auto acc = ws.acc.head(nb);
+      m = logn.colwise().maxCoeff().transpose();
+      logn.array() = (logn.array().rowwise() - m.transpose().array()).exp();
+      acc = logn.colwise().sum().transpose();
+      ws.lse.head(nb) = m.array() + acc.array().log();
+      logn.array().rowwise() *= acc.transpose().array().inverse();
     }
     if (flags & kLogp) out.logp.segment(j0, nb) = ws.lse.head(nb);
     if (flags & kResp) out.resp.middleCols(j0, nb) = logn;

@@ -44,7 +44,7 @@ struct EvalWorkspace {
   MatrixXd Yd;             // (K d) x B: r_k alpha s_k z_k (kDenoiser only)
   MatrixXd logn, W;        // K x B: log(w_k N_k) then r_k; |z_k|^2
   MatrixXd invc;           // d x K: 1 / c_k
-  VectorXd cst, trinv, lse;
+  VectorXd cst, trinv, lse, m, acc;
 };
 
 class GaussianMixture {

@@ -82,6 +82,36 @@ TEST(LikelihoodClosedForms, ProbesDependOnSeedAndParticleOnly) {
   }
 }
 
+// One evaluation (closed_forms 6): v^T J v over many probes has mean tr J and variance 2 |J|_F^2 (Gaussian) or
+// 2 (|J|_F^2 - sum J_ii^2) (Rademacher); J_s is symmetric (a Hessian).
+TEST(LikelihoodClosedForms, HutchinsonSingleEvaluation) {
+  const auto gm = random_gmm(4, 3, 5);
+  const auto s = make_schedule("vp-linear");
+  const double t = 0.2, al = s->alpha(t), sg = s->sigma(t);
+  const MatrixXd X = gm.sample(al, sg, 1, 3);
+  const int P = 20000;
+  for (auto kind : {DivergenceKind::kRademacher, DivergenceKind::kGaussian}) {
+    const MatrixXd V = make_probes({kind, P, 31, 0}, gm.dim(), X.cols());
+    MixtureEval ev;
+    EvalWorkspace ws;
+    MatrixXd q(P, X.cols());
+    gm.probe_quadratic(X, al, sg, V, 0u, ev, q, ws);
+    for (Eigen::Index j = 0; j < X.cols(); ++j) {
+      const MatrixXd J = gm.score_jacobian(X.col(j), al, sg);
+      const double closed = kind == DivergenceKind::kGaussian ? 2 * J.squaredNorm()
+                                                               : 2 * (J.squaredNorm() - J.diagonal().squaredNorm());
+      const VectorXd e = q.col(j).array() - q.col(j).mean();
+      const double var = e.squaredNorm() / (P - 1), m4 = e.array().pow(4).mean();
+      fmt::print("{:>22} point {}: mean - tr J = {:+.2e} (SE {:.1e}); var {:.4e} closed {:.4e} (SE {:.1e})\n",
+                 divergence_name(kind), j, q.col(j).mean() - J.trace(), std::sqrt(var / P), var, closed,
+                 std::sqrt((m4 - var * var) / P));
+      // 4 standard errors (mean; sample variance with m4 from the same probes)
+      EXPECT_LT(std::abs(q.col(j).mean() - J.trace()), 4 * std::sqrt(var / P));
+      EXPECT_LT(std::abs(var - closed), 4 * std::sqrt(std::max(0.0, m4 - var * var) / P));
+    }
+  }
+}
+
 // div_z F = a d + b tr J_s (likelihood.hpp) against central differences of the drift F = cx x0 + ce eps,
 // in every coordinate system: checks the derivation of the coefficients independently.
 TEST(LikelihoodClosedForms, CoordinateDivergenceMatchesFiniteDifferences) {
@@ -339,6 +369,28 @@ TEST(Likelihood, GaussianPriorMismatch) {
     EXPECT_LT(((ga.error - ex.error) - mismatch).cwiseAbs().maxCoeff(), 1e-12);
     EXPECT_GT(mismatch.cwiseAbs().maxCoeff(), 0.0);
   }
+}
+
+// The sweep hook summarizes the same per-point errors the integrators report.
+TEST(Likelihood, SweepHookSummarizesErrors) {
+  const auto gm = gmm8_2d();
+  const auto s = make_schedule("vp-linear");
+  Model model(gm, *s);
+  const TimePoint plo = s->at(s->t_lo());
+  const MatrixXd x = gm.sample(plo.alpha, plo.sigma, 2, 20);
+  GridSpec g;
+  g.kind = "logsnr";
+  g.steps = 16;
+  const Grid grid = make_grid(*s, g);
+  const auto r = likelihood_rk(model, grid, find_rk_method("heun")->tableau, Coord::kVe, x);
+  const auto h = likelihood_error(gm, *s, x, "heun", g, Coord::kVe);
+  EXPECT_EQ(h.mean_abs, r.error.cwiseAbs().mean());
+  EXPECT_EQ(h.max_abs, r.error.cwiseAbs().maxCoeff());
+  EXPECT_EQ(h.nfe, r.nfe);
+  EXPECT_NEAR(h.mean_abs_bpd, h.mean_abs / (2 * std::log(2.0)), 1e-15);
+  const auto a = likelihood_error(model, grid, x, "dopri5", Coord::kLogsnr, 1e-12);
+  EXPECT_LT(a.max_abs, 1e-8);  // the adaptive bar of AdaptiveReferenceMatchesClosedForm
+  EXPECT_THROW(likelihood_error(model, grid, x, "rk5"), InputError);
 }
 
 TEST(Likelihood, RejectsUnsupportedIntervals) {

@@ -313,10 +313,8 @@ LikelihoodResult likelihood_adaptive(Model& model, double t_lo, double t_hi, con
   return r;
 }
 
-LikelihoodErrorSummary likelihood_error(const GaussianMixture& gm, const Schedule& s, const MatrixXd& x_data,
-                                        const std::string& solver, const GridSpec& grid, Coord coord, double tol,
-                                        const LikelihoodOptions& opts) {
-  Model model(gm, s);
+LikelihoodErrorSummary likelihood_error(Model& model, const Grid& grid, const MatrixXd& x_data, const std::string& solver,
+                                        Coord coord, double tol, const LikelihoodOptions& opts) {
   LikelihoodOptions o = opts;
   o.direction = Direction::kEncode;
   LikelihoodResult r;
@@ -325,28 +323,35 @@ LikelihoodErrorSummary likelihood_error(const GaussianMixture& gm, const Schedul
     ao.method = solver;
     ao.rtol = ao.atol = tol;
     ao.coord = coord;
-    r = likelihood_adaptive(model, s.t_lo(), s.t_hi(), x_data, ao, o);
+    if (grid.t.size() < 2) throw InputError("likelihood: the grid needs at least two times");
+    r = likelihood_adaptive(model, grid.t.back(), grid.t.front(), x_data, ao, o);
   } else {
     const RkMethod* m = find_rk_method(solver);
-    if (!m) unknown("likelihood solver", solver, [] {
-        auto n = rk_method_names();
-        n.push_back("dopri5");
-        n.push_back("rkf78");
-        return n;
-      }());
-    r = likelihood_rk(model, make_grid(s, grid), m->tableau, coord, x_data, o);
+    if (!m) {
+      auto n = rk_method_names();
+      n.push_back("dopri5");
+      n.push_back("rkf78");
+      unknown("likelihood solver", solver, n);
+    }
+    r = likelihood_rk(model, grid, m->tableau, coord, x_data, o);
   }
   LikelihoodErrorSummary out;
-  const Eigen::Index N = r.error.size();
-  if (N > 0) {
+  if (r.error.size() > 0) {
     out.mean_abs = r.error.cwiseAbs().mean();
     out.max_abs = r.error.cwiseAbs().maxCoeff();
     out.mean = r.error.mean();
     out.mean_prior_mismatch = r.prior_mismatch.mean();
   }
-  out.mean_abs_bpd = out.mean_abs / (gm.dim() * std::numbers::ln2);
+  out.mean_abs_bpd = out.mean_abs / (model.dim() * std::numbers::ln2);
   out.nfe = r.nfe;
   return out;
+}
+
+LikelihoodErrorSummary likelihood_error(const GaussianMixture& gm, const Schedule& s, const MatrixXd& x_data,
+                                        const std::string& solver, const GridSpec& grid, Coord coord, double tol,
+                                        const LikelihoodOptions& opts) {
+  Model model(gm, s);
+  return likelihood_error(model, make_grid(s, grid), x_data, solver, coord, tol, opts);
 }
 
 }  // namespace flowgauge

@@ -97,15 +97,19 @@ struct AdaptiveLikelihoodOptions {
 LikelihoodResult likelihood_adaptive(Model& model, double t_lo, double t_hi, const MatrixXd& x,
                                      const AdaptiveLikelihoodOptions& ao = {}, const LikelihoodOptions& opts = {});
 
-// Sweep metric hook: likelihood error of the given data points (at t_lo) under one integrator.
-// solver: an RK method name (euler, heun, midpoint, rk4, rk38) on `grid` in `coord`, or "dopri5"/"rkf78"
-// (adaptive at rtol = atol = `tol`; grid unused).
+// Sweep metric hook (for experiments/runner.cpp): likelihood error of data points x_data (at the grid's LAST
+// time, t_lo) under one integrator, encoding up to the grid's first time. `solver`: an RK method name
+// (euler, heun, midpoint, rk4, rk38) on `grid` in coordinates `coord`, or "dopri5" / "rkf78" (adaptive at
+// rtol = atol = `tol` between the grid's end times; its interior times are unused).
 struct LikelihoodErrorSummary {
   double mean_abs = 0, max_abs = 0, mean = 0;  // over points, of logp - logp_exact (nats)
-  double mean_abs_bpd = 0;                     // mean_abs / (d ln 2)
-  double mean_prior_mismatch = 0;
+  double mean_abs_bpd = 0;                     // mean_abs / (d ln 2): bits per dimension
+  double mean_prior_mismatch = 0;              // of N(0, sigma_hi^2 I) against the exact p_{t_hi} (nats)
   long nfe = 0;
 };
+LikelihoodErrorSummary likelihood_error(Model& model, const Grid& grid, const MatrixXd& x_data, const std::string& solver,
+                                        Coord coord = Coord::kLogsnr, double tol = 1e-10, const LikelihoodOptions& opts = {});
+// Same on make_grid(s, grid) with a fresh Model.
 LikelihoodErrorSummary likelihood_error(const GaussianMixture& gm, const Schedule& s, const MatrixXd& x_data,
                                         const std::string& solver, const GridSpec& grid, Coord coord = Coord::kLogsnr,
                                         double tol = 1e-10, const LikelihoodOptions& opts = {});

@@ -194,6 +194,61 @@ MixtureEval GaussianMixture::evaluate(const ConstMatRef& X, double alpha, double
   return out;
 }
 
+void GaussianMixture::probe_quadratic(const ConstMatRef& X, double alpha, double sigma, const ConstMatRef& V,
+                                      unsigned flags, MixtureEval& ev, MatRef out, EvalWorkspace& ws) const {
+  const Eigen::Index N = X.cols(), d = d_, K = K_, B = block_;
+  if (V.rows() != d_ || (N > 0 && V.cols() % N != 0) || (N == 0 && V.cols() != 0))
+    throw std::invalid_argument(fmt::format("mixture probe_quadratic: probes are {} x {}, expected {} x (P * {})",
+                                            V.rows(), V.cols(), d_, N));
+  const Eigen::Index P = N > 0 ? V.cols() / N : 0;
+  if (out.rows() != P || out.cols() != N)
+    throw std::invalid_argument(fmt::format("mixture probe_quadratic: output is {} x {}, expected {} x {}", out.rows(),
+                                            out.cols(), P, N));
+  evaluate(X, alpha, sigma, flags | kScore | kResp, ev, ws);  // also leaves ws.invc = 1 / c_k
+  // ws.Y / ws.Yd are free again: z_k of a block in Y, the probes' projections U_k^T v in Yd.
+  ws.Y.resize(K * d, std::min(B, N));
+  ws.Yd.resize(K * d, std::min(B, N));
+  for (Eigen::Index j0 = 0; j0 < N; j0 += B) {
+    const Eigen::Index nb = std::min(B, N - j0);
+    auto Z = ws.Y.leftCols(nb);
+    auto W = ws.Yd.leftCols(nb);
+    Z.noalias() = Ut_stack_ * X.middleCols(j0, nb);
+    for (Eigen::Index k = 0; k < K; ++k) {
+      auto Zk = Z.middleRows(k * d, d);
+      Zk.colwise() -= alpha * Utmu_.col(k);
+      Zk.array().colwise() *= ws.invc.col(k).array();  // z_k = U_k^T (x - alpha mu_k) / c_k
+    }
+    const auto R = ev.resp.middleCols(j0, nb);
+    const auto S = ev.score.middleCols(j0, nb);
+    for (Eigen::Index p = 0; p < P; ++p) {
+      const auto Vp = V.middleCols(p * N + j0, nb);
+      W.noalias() = Ut_stack_ * Vp;  // U_k^T v for every k
+      auto o = out.row(p).segment(j0, nb);
+      o = -(S.cwiseProduct(Vp)).colwise().sum().array().square().matrix();  // -(s . v)^2
+      for (Eigen::Index k = 0; k < K; ++k) {
+        const auto Wk = W.middleRows(k * d, d);
+        const auto Zk = Z.middleRows(k * d, d);
+        const auto a = (Wk.array().square().colwise() * ws.invc.col(k).array()).colwise().sum();  // v^T C_k^-1 v
+        const auto b = Zk.cwiseProduct(Wk).colwise().sum().array();                               // -(g_k . v)
+        o.array() += R.row(k).array() * (b.square() - a);
+      }
+    }
+  }
+}
+
+MatrixXd GaussianMixture::score_jacobian(const Eigen::Ref<const VectorXd>& x, double alpha, double sigma) const {
+  const MixtureEval ev = evaluate(x, alpha, sigma, kScore | kResp);
+  const VectorXd s = ev.score.col(0);
+  MatrixXd J = -s * s.transpose();
+  for (int k = 0; k < K_; ++k) {
+    const double r = ev.resp(k, 0);
+    const VectorXd invc = (alpha * alpha * s_[k].array() + sigma * sigma).inverse().matrix();
+    const VectorXd g = -U_[k] * ((U_[k].transpose() * (x - alpha * mu_[k])).cwiseProduct(invc));
+    J += r * (g * g.transpose() - U_[k] * invc.asDiagonal() * U_[k].transpose());
+  }
+  return 0.5 * (J + J.transpose());
+}
+
 void GaussianMixture::sample(double alpha, double sigma, std::uint64_t seed, std::int64_t first_particle,
                              MatRef out) const {
   if (out.rows() != d_) throw std::invalid_argument("mixture sample: output has the wrong number of rows");

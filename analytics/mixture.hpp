@@ -76,6 +76,18 @@ class GaussianMixture {
                 EvalWorkspace& ws) const;
   MixtureEval evaluate(const ConstMatRef& X, double alpha, double sigma, unsigned flags) const;
 
+  // Probe quadratic forms of the score Jacobian (Hutchinson's estimator, closed_forms 3 and 6):
+  // out(p, j) = v^T J_s(x_j) v with v = V.col(p N + j) (probe-major: probe p of every point is the
+  // block V.middleCols(p N, N)); out is P x N with P = V.cols() / N. Per point, exactly
+  //   v^T J v = -sum_k r_k sum_i (U_k^T v)_i^2 / c_ki + sum_k r_k (z_k . U_k^T v)^2 - (s . v)^2.
+  // Also fills `ev` as evaluate(X, alpha, sigma, flags | kScore | kResp) does. Cost: one evaluate()
+  // plus one (K d) x d GEMM per probe block.
+  void probe_quadratic(const ConstMatRef& X, double alpha, double sigma, const ConstMatRef& V, unsigned flags,
+                       MixtureEval& ev, MatRef out, EvalWorkspace& ws) const;
+  // The score Jacobian J_s = grad^2 log p_t at one point (symmetric d x d, closed_forms 3):
+  // -sum_k r_k C_k^{-1} + sum_k r_k g_k g_k^T - s s^T. O(K d^2); for analysis in small d.
+  MatrixXd score_jacobian(const Eigen::Ref<const VectorXd>& x, double alpha, double sigma) const;
+
   // Exact draws from p_t: particle j gets column j of `out`, its randomness keyed by
   // (seed, first_particle + j) only (Random123 Philox), so any batch split gives the same points.
   void sample(double alpha, double sigma, std::uint64_t seed, std::int64_t first_particle, MatRef out) const;

@@ -29,5 +29,6 @@ void add_eval(CLI::App& app);
 void add_sample(CLI::App& app);
 void add_demo(CLI::App& app);
 void add_run(CLI::App& app);
+void add_likelihood(CLI::App& app);
 
 }  // namespace flowgauge::cli

@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   cli::add_sample(app);
   cli::add_demo(app);
   cli::add_run(app);
+  cli::add_likelihood(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -20,10 +20,20 @@ class Model {
   // Same at an explicit point of the schedule (alpha, sigma given).
   void predict(const ConstMatRef& X, const TimePoint& p, MatRef x0, MatRef eps);
 
+  // One evaluation that also answers what a likelihood needs (for a network: d VJPs for the exact
+  // trace, one VJP per probe for Hutchinson). Without probes (V == nullptr) div is 1 x N and gets
+  // tr J_s(x) exactly; with probes (V: d x (P N), probe-major as in GaussianMixture::probe_quadratic)
+  // div is P x N and gets v^T J_s(x) v. J_s = grad score, so tr grad_x eps = -sigma tr J_s.
+  void predict_divergence(const ConstMatRef& X, const TimePoint& p, MatRef x0, MatRef eps, MatRef div,
+                          const ConstMatRef* V = nullptr);
+
   long nfe() const { return nfe_; }
   void reset_nfe() { nfe_ = 0; }
 
  private:
+  bool direct(const TimePoint& p) const { return !(p.sigma < 1e4 * p.alpha); }
+  void finish(const ConstMatRef& X, const TimePoint& p, MatRef x0, MatRef eps) const;
+
   const GaussianMixture& gm_;
   const Schedule& sch_;
   EvalWorkspace ws_;

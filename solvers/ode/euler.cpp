@@ -2,7 +2,5 @@
 #include "solvers/ode/explicit_rk.hpp"
 
 namespace flowgauge {
-std::unique_ptr<Solver> make_euler(OptionReader& o) {
-  return make_explicit_rk(o, {.name = "euler", .order = 1}, {{{}}, {1.0}, {0.0}});
-}
+std::unique_ptr<Solver> make_euler(OptionReader& o) { return make_explicit_rk(o, "euler"); }  // tableau: ode/tableaux.hpp
 }  // namespace flowgauge

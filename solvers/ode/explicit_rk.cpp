@@ -1,5 +1,7 @@
 #include "solvers/ode/explicit_rk.hpp"
 
+#include <stdexcept>
+
 namespace flowgauge {
 namespace {
 
@@ -59,6 +61,12 @@ std::unique_ptr<Solver> make_explicit_rk(OptionReader& opts, SolverTraits traits
   traits.family = "runge-kutta";
   traits.evals_per_step = static_cast<int>(tableau.b.size());
   return std::make_unique<ExplicitRk>(std::move(traits), std::move(tableau), c);
+}
+
+std::unique_ptr<Solver> make_explicit_rk(OptionReader& opts, const std::string& name) {
+  const RkMethod* m = find_rk_method(name);
+  if (!m) throw std::logic_error("make_explicit_rk: no tableau named " + name);
+  return make_explicit_rk(opts, {.name = m->name, .order = m->order}, m->tableau);
 }
 
 }  // namespace flowgauge

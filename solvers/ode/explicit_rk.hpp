@@ -4,16 +4,14 @@
 #include <vector>
 
 #include "solvers/coordinates.hpp"
+#include "solvers/ode/tableaux.hpp"
 #include "solvers/solver.hpp"
 
 namespace flowgauge {
 
-struct ButcherTableau {
-  std::vector<std::vector<double>> a;  // strictly lower triangular, s x s
-  std::vector<double> b, c;
-};
-
 // Options: coordinates = t | ve | fm | logsnr (default ve, the EDM form).
 std::unique_ptr<Solver> make_explicit_rk(OptionReader& opts, SolverTraits traits, ButcherTableau tableau);
+// The method `name` of rk_methods() (ode/tableaux.hpp) as a sampler.
+std::unique_ptr<Solver> make_explicit_rk(OptionReader& opts, const std::string& name);
 
 }  // namespace flowgauge

@@ -3,7 +3,5 @@
 #include "solvers/ode/explicit_rk.hpp"
 
 namespace flowgauge {
-std::unique_ptr<Solver> make_heun(OptionReader& o) {
-  return make_explicit_rk(o, {.name = "heun", .order = 2}, {{{}, {1.0}}, {0.5, 0.5}, {0.0, 1.0}});
-}
+std::unique_ptr<Solver> make_heun(OptionReader& o) { return make_explicit_rk(o, "heun"); }  // tableau: ode/tableaux.hpp
 }  // namespace flowgauge

@@ -2,7 +2,5 @@
 #include "solvers/ode/explicit_rk.hpp"
 
 namespace flowgauge {
-std::unique_ptr<Solver> make_midpoint(OptionReader& o) {
-  return make_explicit_rk(o, {.name = "midpoint", .order = 2}, {{{}, {0.5}}, {0.0, 1.0}, {0.0, 0.5}});
-}
+std::unique_ptr<Solver> make_midpoint(OptionReader& o) { return make_explicit_rk(o, "midpoint"); }  // tableau: ode/tableaux.hpp
 }  // namespace flowgauge

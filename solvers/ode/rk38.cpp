@@ -2,9 +2,5 @@
 #include "solvers/ode/explicit_rk.hpp"
 
 namespace flowgauge {
-std::unique_ptr<Solver> make_rk38(OptionReader& o) {
-  return make_explicit_rk(o, {.name = "rk38", .order = 4},
-                          {{{}, {1.0 / 3}, {-1.0 / 3, 1.0}, {1.0, -1.0, 1.0}}, {0.125, 0.375, 0.375, 0.125},
-                           {0.0, 1.0 / 3, 2.0 / 3, 1.0}});
-}
+std::unique_ptr<Solver> make_rk38(OptionReader& o) { return make_explicit_rk(o, "rk38"); }  // tableau: ode/tableaux.hpp
 }  // namespace flowgauge

@@ -1,32 +1,21 @@
 #include "solvers/reference/reference.hpp"
 
 #include <algorithm>
-#include <boost/numeric/odeint.hpp>
-#include <boost/numeric/odeint/external/eigen/eigen.hpp>
 #include <cmath>
 #include <fmt/format.h>
 #include <stdexcept>
 
 #include "analytics/errors.hpp"
 #include "solvers/coordinates.hpp"
-
-// Eigen 3.4 gave dense matrices begin()/end() (vectors only), so odeint 1.74 takes a MatrixXd for a
-// range and copies it element-wise, which does not compile: a matrix state is copied by assignment.
-namespace boost::numeric::odeint {
-template <>
-struct copy_impl<Eigen::MatrixXd, Eigen::MatrixXd> {
-  static void copy(const Eigen::MatrixXd& from, Eigen::MatrixXd& to) { to = from; }
-};
-}  // namespace boost::numeric::odeint
+#include "solvers/reference/odeint_batch.hpp"
 
 namespace flowgauge {
 namespace {
 
 namespace odeint = boost::numeric::odeint;
-using State = MatrixXd;
-using Algebra = odeint::vector_space_algebra;
-using Dopri5 = odeint::runge_kutta_dopri5<State, double, State, double, Algebra>;
-using Rkf78 = odeint::runge_kutta_fehlberg78<State, double, State, double, Algebra>;
+using odeint_batch::Dopri5;
+using odeint_batch::Rkf78;
+using odeint_batch::State;
 
 // Buffers shared by every copy of the right-hand side (odeint passes systems by value).
 struct RhsWork {
@@ -81,30 +70,11 @@ void run(Controlled stepper, Model& model, const Grid& g, Coordinates cs, int i0
     if (!(std::abs(target - tau) > 0) || (target - tau) * dt < 0)
       throw std::runtime_error(fmt::format("reference: {} time is not monotone on grid interval {} ({} -> {})",
                                            coord_name(cs.kind), i, tau, target));
-    while (tau != target) {
-      const double remaining = target - tau;
-      const bool last = std::abs(remaining) <= std::abs(dt);
-      double h = last ? remaining : dt;
-      double tt = tau;
-      const auto res = stepper.try_step(rhs, z, tt, h);  // on success: tt = tau + h_used, h = next proposal
-      if (res == odeint::success) {
-        ++out.steps;
-        if (last) {
-          tau = target;  // land exactly on the grid time (tt differs from it by rounding only)
-          dt = std::abs(h) > std::abs(dt) ? h : dt;
-        } else {
-          tau = tt;
-          dt = h;
-        }
-      } else {
-        ++out.rejected;
-        dt = h;
-      }
-      if (out.steps + out.rejected > max_steps || !std::isfinite(dt) || dt == 0.0)
-        throw std::runtime_error(fmt::format("reference: step control failed in {} coordinates on interval {} "
-                                             "(tau = {}, dt = {}, {} steps, {} rejected)",
-                                             coord_name(cs.kind), i, tau, dt, out.steps, out.rejected));
-    }
+    odeint_batch::StepCounts n{out.steps, out.rejected};
+    odeint_batch::advance_to(stepper, rhs, z, tau, target, dt, n, max_steps,
+                             fmt::format("reference: {} coordinates on interval {}", coord_name(cs.kind), i));
+    out.steps = n.steps;
+    out.rejected = n.rejected;
     out.states[i + 1] = cs.scale(s.at(g.t[i + 1])) * z;
     out.tau[i + 1] = tau;
   }

@@ -520,6 +520,22 @@ Experiment load_experiment(const std::string& path) {
     }
   }
 
+  // What the optional metrics need, checked here so that a run never fails on them half-way.
+  if (e.wants("distribution") && e.particles < 20)  // moments: 10 jackknife groups of >= 2 particles
+    c.fail(root.get("particles") ? root.get("particles") : root.get("metrics"), root.get("particles") ? "particles" : "metrics",
+           fmt::format("the distribution metric needs particles >= 20 (10 jackknife groups of 2), got {}", e.particles));
+  if (e.wants("curvature")) {  // path geometry on a logsnr grid of curvature_steps per schedule
+    const auto& t = *root.get("schedules")->as_table();
+    for (const auto& sa : e.schedules) {
+      try {
+        make_grid(*sa.schedule, {.kind = "logsnr", .steps = e.curvature_steps, .rho = 7.0, .final_step = FinalStep::kStep,
+                                 .times = {}, .in_sigma = false});
+      } catch (const InputError& err) {
+        c.fail(t.get(sa.name), "schedules." + sa.name, fmt::format("the curvature metric needs a logsnr grid: {}", err.what()));
+      }
+    }
+  }
+
   std::uint64_t h = fnv1a(fmt::format("particles={};metrics={};ref={},{};mmd={};curv={};pp={}", e.particles,
                                       fmt::join(e.metrics, ","), e.ref_rtol, e.ref_atol, e.mmd_bandwidth, e.curvature_steps,
                                       e.keep_per_particle));

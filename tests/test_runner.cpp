@@ -409,6 +409,11 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"grid_not_on_schedule", "vp = { name = \"vp-linear\" }", "vp = { name = \"ve\" }", "12:1", "grids[0]",
                 "final_step = denoise needs a schedule that reaches sigma = 0; ve does not", "kind = \"logsnr\"",
                 "kind = \"logsnr\"\nfinal_step = \"denoise\""},
+        BadCase{"distribution_needs_particles", "particles = 32", "particles = 16\nmetrics = [\"distribution\"]", "3:13",
+                "particles", "the distribution metric needs particles >= 20"},
+        BadCase{"curvature_needs_logsnr_grid", "vp = { name = \"vp-linear\" }\n\n[[grids]]\nkind = \"logsnr\"",
+                "vp = { name = \"fm-linear\", t_hi = 1.0 }\n\n[[grids]]\nkind = \"uniform\"", "11:6", "schedules.vp",
+                "the curvature metric needs a logsnr grid", "particles = 32", "particles = 32\nmetrics = [\"curvature\"]"},
         BadCase{"filter_leaves_nothing", "", "\n[[only]]\nsteps = 4\n[[exclude]]\nsolver = \"euler\"\n", "1:1", "exclude/only",
                 "leave no cell"},
         BadCase{"filter_unknown_step_count", "", "\n[[only]]\nsteps = 16\n", "19:9", "only[0].steps",
@@ -638,8 +643,8 @@ name = "heun"
 
 // Slow enough to be killed between cells on a shared machine, small enough to finish in seconds.
 const char* kSlow = R"TOML(name = "slow"
-particles = 1500
-steps = [24, 48, 96]
+particles = 400
+steps = [16, 32, 64]
 seeds = [0, 1]
 
 [data]
@@ -705,6 +710,9 @@ TEST_F(Runner, ResumesAfterKillNineToTheUninterruptedResult) {
     auto f = h5::open_file(path("k.h5"));
     EXPECT_EQ(int_attr(f.get(), "cells_total"), static_cast<long long>(n));
   }
+  // what a kill during a main-file rebuild or a shard write leaves behind (the process is gone)
+  std::ofstream(path("k.h5.partial-" + std::to_string(pid))) << "half a file";
+  std::ofstream(path("k.h5.cells/cell_000017.h5.partial-" + std::to_string(pid))) << "half a file";
   auto r = run("run " + file + " --output " + path("k.h5") + " --threads 2");
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_NE(r.output.find(fmt::format("{} resumed", shards)), std::string::npos) << r.output;

@@ -343,6 +343,8 @@ struct BadCase {
   const char* to2 = "";
 };
 
+void PrintTo(const BadCase& c, std::ostream* os) { *os << c.name; }  // test names without raw bytes
+
 class RunnerBadInput : public Runner, public ::testing::WithParamInterface<BadCase> {};
 
 TEST_P(RunnerBadInput, ExitTwoNamesFileLineColumnKeyAndWritesNothing) {

@@ -3,6 +3,7 @@
 #include <toml++/toml.h>
 
 #include <algorithm>
+#include <cctype>
 #include <filesystem>
 #include <fmt/format.h>
 #include <fstream>
@@ -113,6 +114,21 @@ std::string mixture_fingerprint(const GaussianMixture& g) {
   return fmt::format("{:016x}", h);
 }
 
+// "file:line:col: key: message" (or "file: key: message") from the mixture reader names keys relative
+// to the inline data table; in an experiment file they live under data.<label>.
+std::string prefix_key(const std::string& msg, const std::string& file, const std::string& prefix) {
+  if (msg.rfind(file + ":", 0) != 0) return msg;
+  std::size_t pos = file.size() + 1;
+  for (int field = 0; field < 2; ++field) {  // line and column, when present
+    std::size_t q = pos;
+    while (q < msg.size() && std::isdigit(static_cast<unsigned char>(msg[q]))) ++q;
+    if (q == pos || q >= msg.size() || msg[q] != ':') break;
+    pos = q + 1;
+  }
+  if (pos < msg.size() && msg[pos] == ' ') ++pos;
+  return msg.substr(0, pos) + prefix + msg.substr(pos);
+}
+
 DataAxis load_data(const Ctx& c, const std::string& label, const toml::node& n, const std::filesystem::path& base) {
   const std::string key = "data." + label;
   const auto& t = c.table(n, key);
@@ -140,9 +156,13 @@ DataAxis load_data(const Ctx& c, const std::string& label, const toml::node& n, 
     }
     d.source = "preset " + name;
   } else {
-    d.mixture = std::make_shared<GaussianMixture>(mixture_from_toml(t, c.file, [](const std::string& w) {
-      fmt::print(stderr, "flowgauge: warning: {}\n", w);
-    }));
+    try {
+      d.mixture = std::make_shared<GaussianMixture>(mixture_from_toml(t, c.file, [](const std::string& w) {
+        fmt::print(stderr, "flowgauge: warning: {}\n", w);
+      }));
+    } catch (const InputError& e) {
+      throw InputError(prefix_key(e.what(), c.file, key + "."));
+    }
     d.source = "inline";
   }
   return d;
@@ -191,7 +211,35 @@ struct Filter {
   }
 };
 
-std::vector<Filter> load_filters(const Ctx& c, const toml::table& root, const char* which) {
+// What a filter key can match: data, schedule, solver (name or label), grid (kind or label), steps,
+// seed, or a solver option, each with the values the plan has.
+std::map<std::string, std::vector<std::string>> filter_values(const Experiment& e) {
+  std::map<std::string, std::vector<std::string>> v;
+  auto add = [&](const std::string& k, const std::string& x) {
+    auto& l = v[k];
+    if (std::find(l.begin(), l.end(), x) == l.end()) l.push_back(x);
+  };
+  for (const auto& d : e.data) add("data", d.name);
+  for (const auto& s : e.schedules) add("schedule", s.name);
+  for (const auto& s : e.solvers) {
+    add("solver", s.name);
+    add("solver", s.label);
+    for (const auto& [k, x] : s.options) add(k, x);
+  }
+  for (const auto& g : e.grids) {
+    add("grid", g.spec.kind);
+    add("grid", g.label);
+    if (g.spec.kind == "explicit") add("steps", std::to_string(int(g.spec.times.size()) - 1));
+  }
+  for (int n : e.steps) add("steps", std::to_string(n));
+  for (auto s : e.seeds) add("seed", std::to_string(s));
+  return v;
+}
+
+std::vector<Filter> load_filters(const Ctx& c, const toml::table& root, const char* which, const Experiment& e) {
+  const auto known = filter_values(e);
+  std::vector<std::string> keys;
+  for (const auto& [k, unused] : known) keys.push_back(k);
   std::vector<Filter> out;
   const auto* n = root.get(which);
   if (!n) return out;
@@ -202,7 +250,22 @@ std::vector<Filter> load_filters(const Ctx& c, const toml::table& root, const ch
     const auto& t = c.table(*arr->get(i), key);
     Filter f;
     for (const auto& [k, v] : t) {
-      for (const auto* x : c.list(v)) f.keys[std::string(k.str())].push_back(scalar_text(c, *x, key + "." + std::string(k.str())));
+      const std::string name(k.str()), kk = key + "." + name;
+      const auto it = known.find(name);
+      if (it == known.end()) {
+        const auto hint = closest_match(name, keys);
+        c.fail(&v, kk, fmt::format("unknown filter key{} (known: {})", hint.empty() ? "" : fmt::format(" (did you mean '{}'?)", hint),
+                                   fmt::join(keys, ", ")));
+      }
+      for (const auto* x : c.list(v)) {
+        const auto val = scalar_text(c, *x, kk);
+        if (std::find(it->second.begin(), it->second.end(), val) == it->second.end()) {
+          const auto hint = closest_match(val, it->second);
+          c.fail(x, kk, fmt::format("'{}' matches no {} of the plan{} (known: {})", val, name,
+                                    hint.empty() ? "" : fmt::format(" (did you mean '{}'?)", hint), fmt::join(it->second, ", ")));
+        }
+        f.keys[name].push_back(val);
+      }
     }
     if (f.keys.empty()) c.fail(&t, key, "empty filter");
     out.push_back(std::move(f));
@@ -301,9 +364,26 @@ Experiment load_experiment(const std::string& path) {
       ScheduleParams p;
       for (const auto& [pk, pv] : st)
         if (pk.str() != "name") p[std::string(pk.str())] = c.number(pv, key + "." + std::string(pk.str()));
+      const std::string sname = c.str(*nm, key + ".name");
+      const auto known = schedule_names();
+      if (std::find(known.begin(), known.end(), sname) == known.end()) {
+        try {
+          make_schedule(sname, {});
+        } catch (const InputError& err) {
+          c.fail(nm, key + ".name", err.what());
+        }
+      }
       try {
-        e.schedules.push_back({std::string(k.str()), make_schedule(c.str(*nm, key + ".name"), p)});
+        e.schedules.push_back({std::string(k.str()), make_schedule(sname, p)});
       } catch (const InputError& err) {
+        // name the parameter at fault when one alone is refused
+        for (const auto& [pk, pv] : p) {
+          try {
+            make_schedule(sname, {{pk, pv}});
+          } catch (const InputError& one) {
+            c.fail(st.get(pk), key + "." + pk, one.what());
+          }
+        }
         c.fail(&st, key, err.what());
       }
     }
@@ -328,11 +408,28 @@ Experiment load_experiment(const std::string& path) {
         if (vals.empty()) c.fail(&ov, key + "." + std::string(ok.str()), "empty list");
         axes.emplace_back(std::string(ok.str()), vals);
       }
+      const auto known = solver_names();
+      for (std::size_t j = 0; j < names.size(); ++j)
+        if (std::find(known.begin(), known.end(), names[j]) == known.end()) {
+          try {
+            make_solver(names[j], {});
+          } catch (const InputError& err) {
+            c.fail(c.list(*nm)[j], key + ".name", err.what());
+          }
+        }
       for (const auto& name : names)
         for (const auto& o : expand(axes)) {
           try {
             make_solver(name, o);
           } catch (const InputError& err) {
+            // name the option at fault when one alone is refused
+            for (const auto& [ok, ov] : o) {
+              try {
+                make_solver(name, {{ok, ov}});
+              } catch (const InputError& one) {
+                c.fail(st.get(ok), key + "." + ok, one.what());
+              }
+            }
             c.fail(&st, key, err.what());
           }
           e.solvers.push_back({name, o, label_of(name, o)});
@@ -383,8 +480,8 @@ Experiment load_experiment(const std::string& path) {
       e.grids.push_back(std::move(g));
     }
   }
-  const auto excludes = load_filters(c, root, "exclude");
-  const auto onlys = load_filters(c, root, "only");
+  const auto excludes = load_filters(c, root, "exclude", e);
+  const auto onlys = load_filters(c, root, "only", e);
 
   // Plan: data x schedule x solver x grid x steps x seed, then filters.
   for (int d = 0; d < int(e.data.size()); ++d)
@@ -420,6 +517,22 @@ Experiment load_experiment(const std::string& path) {
       const auto* arr = root.get("grids")->as_array();
       c.fail(arr->get(cell.grid), fmt::format("grids[{}]", cell.grid),
              fmt::format("on schedule '{}' with {} steps: {}", e.schedules[cell.schedule].name, cell.steps, err.what()));
+    }
+  }
+
+  // What the optional metrics need, checked here so that a run never fails on them half-way.
+  if (e.wants("distribution") && e.particles < 20)  // moments: 10 jackknife groups of >= 2 particles
+    c.fail(root.get("particles") ? root.get("particles") : root.get("metrics"), root.get("particles") ? "particles" : "metrics",
+           fmt::format("the distribution metric needs particles >= 20 (10 jackknife groups of 2), got {}", e.particles));
+  if (e.wants("curvature")) {  // path geometry on a logsnr grid of curvature_steps per schedule
+    const auto& t = *root.get("schedules")->as_table();
+    for (const auto& sa : e.schedules) {
+      try {
+        make_grid(*sa.schedule, {.kind = "logsnr", .steps = e.curvature_steps, .rho = 7.0, .final_step = FinalStep::kStep,
+                                 .times = {}, .in_sigma = false});
+      } catch (const InputError& err) {
+        c.fail(t.get(sa.name), "schedules." + sa.name, fmt::format("the curvature metric needs a logsnr grid: {}", err.what()));
+      }
     }
   }
 

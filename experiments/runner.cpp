@@ -1,10 +1,12 @@
 #include "experiments/runner.hpp"
 
 #include <fcntl.h>
+#include <signal.h>
 #include <fmt/format.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cmath>
 #include <filesystem>
@@ -165,6 +167,17 @@ void write_shard(const Experiment& e, const Cell& c, const CellResult& r) {
   fsync_path(shard_dir(e));
 }
 
+// "<file>.partial-<pid>" of a process that no longer runs (killed while writing <file>).
+bool stale_partial(const fs::path& p) {
+  const auto name = p.filename().string();
+  const auto k = name.rfind(".partial-");
+  if (k == std::string::npos) return false;
+  const auto digits = name.substr(k + 9);
+  if (digits.empty() || digits.find_first_not_of("0123456789") != std::string::npos || digits.size() > 9) return false;
+  const pid_t pid = static_cast<pid_t>(std::stol(digits));
+  return pid != ::getpid() && ::kill(pid, 0) != 0 && errno == ESRCH;
+}
+
 std::map<int, CellResult> load_shards(const Experiment& e) {
   std::map<int, CellResult> done;
   std::lock_guard<std::mutex> lock(g_h5);
@@ -172,8 +185,8 @@ std::map<int, CellResult> load_shards(const Experiment& e) {
   if (!fs::exists(dir)) return done;
   for (const auto& ent : fs::directory_iterator(dir)) {
     const auto name = ent.path().filename().string();
-    if (name.find(".partial-") != std::string::npos) {  // a cell in flight when the run died
-      fs::remove(ent.path());
+    if (name.find(".partial-") != std::string::npos) {  // a cell in flight when a run died (not one running now)
+      if (stale_partial(ent.path())) fs::remove(ent.path());
       continue;
     }
     if (name.rfind("cell_", 0) != 0 || ent.path().extension() != ".h5") continue;
@@ -374,6 +387,7 @@ RunSummary run_experiment(const Experiment& e, const RunOptions& opt) {
                                    "Choose another output (--output), or delete it to start over",
                                    e.output, hash.empty() ? "something else" : "another experiment", hash.empty() ? "none" : hash, e.plan_hash));
   }
+  const Extras extras = compute_extras(e);  // before anything is written: it may still refuse the input
   {
     const auto parent = fs::path(e.output).parent_path();
     std::error_code ec;
@@ -382,6 +396,14 @@ RunSummary run_experiment(const Experiment& e, const RunOptions& opt) {
     if (ec || access(shard_dir(e).c_str(), W_OK) != 0)
       throw InputError(fmt::format("{}: cannot create the output directory (not writable?)", shard_dir(e)));
   }
+  {  // a main file half-written when a run died
+    const auto out = fs::path(e.output);
+    const auto parent = out.parent_path().empty() ? fs::path(".") : out.parent_path();
+    std::error_code ec;
+    for (const auto& ent : fs::directory_iterator(parent, ec))
+      if (ent.path().filename().string().rfind(out.filename().string() + ".partial-", 0) == 0 && stale_partial(ent.path()))
+        fs::remove(ent.path(), ec);
+  }
   std::map<int, CellResult> done = load_shards(e);
   RunSummary sum;
   sum.cells = e.cells.size();
@@ -389,7 +411,6 @@ RunSummary run_experiment(const Experiment& e, const RunOptions& opt) {
   std::vector<int> todo;
   for (const auto& c : e.cells)
     if (!done.count(c.id)) todo.push_back(c.id);
-  const Extras extras = compute_extras(e);
   write_main(e, done, todo.empty(), started, threads, extras);  // the file opens from the start
 
   ReferenceCache refs;

@@ -129,15 +129,17 @@ void write_stack(hid_t loc, const std::string& name, const std::vector<Eigen::Ma
   write_raw(loc, name, 3, dims, buf.data());
 }
 
+// Variable-length UTF-8: h5py reads it as str (f.attrs["status"] == "complete"), where a
+// fixed-length string would come back as bytes.
 void write_attr(hid_t loc, const std::string& name, const std::string& value) {
   Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
-  H5Tset_size(type.get(), std::max<std::size_t>(1, value.size()));
+  H5Tset_size(type.get(), H5T_VARIABLE);
   H5Tset_cset(type.get(), H5T_CSET_UTF8);
   Handle space(H5Screate(H5S_SCALAR), H5Sclose);
   if (H5Aexists(loc, name.c_str()) > 0) H5Adelete(loc, name.c_str());
   Handle a(H5Acreate2(loc, name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
-  const std::string padded = value.empty() ? std::string(1, '\0') : value;
-  H5Awrite(a.get(), type.get(), padded.c_str());
+  const char* s = value.c_str();
+  H5Awrite(a.get(), type.get(), &s);
 }
 
 void write_attr(hid_t loc, const std::string& name, double value) {

@@ -6,6 +6,8 @@
 #include "analytics/metrics/mmd.hpp"
 #include "analytics/metrics/moments.hpp"
 #include "solvers/coordinates.hpp"
+#include "solvers/likelihood/likelihood.hpp"
+#include "solvers/ode/tableaux.hpp"
 #include "solvers/reference/reference.hpp"
 
 namespace flowgauge {
@@ -64,6 +66,25 @@ void distribution_metrics(const Experiment& e, const GaussianMixture& gm, const 
   put("cov_error_floor", me.cov_floor, ok_mom);
   put("mode_tv", me.mode_tv, ok_mom);
   put("mode_tv_se", me.mode_tv_se, ok_mom);
+}
+
+void likelihood_metrics(const Experiment& e, const Cell& c, const GaussianMixture& gm, const Schedule& s, const Grid& grid,
+                        const SolverAxis& sv, Table& row) {
+  LikelihoodErrorSummary r{NAN, NAN, NAN, NAN, NAN, 0};
+  const bool rk = find_rk_method(sv.name) != nullptr;
+  if (rk && !grid.denoise_final) {
+    // Data points exactly from p_{t_lo}, on a key distinct from the cell's starting points.
+    const TimePoint p = s.at(grid.t.back());
+    const MatrixXd x = gm.sample(p.alpha, p.sigma, c.seed ^ 0x9E3779B97F4A7C15ull, e.particles);
+    Model model(gm, s);
+    const Coord coord = parse_coord(sv.options.count("coordinates") ? sv.options.at("coordinates") : "ve");
+    r = likelihood_error(model, grid, x, sv.name, coord);
+  }
+  row.col<double>("lik_mean_abs").push_back(r.mean_abs);
+  row.col<double>("lik_max_abs").push_back(r.max_abs);
+  row.col<double>("lik_mean_abs_bpd").push_back(r.mean_abs_bpd);
+  row.col<double>("lik_prior_mismatch").push_back(r.mean_prior_mismatch);
+  row.col<long long>("lik_nfe").push_back(r.nfe);
 }
 
 CurvatureStudy curvature_study(const Experiment& e) {

@@ -23,6 +23,12 @@ void distribution_metrics(const Experiment& e, const GaussianMixture& gm, const 
 // with every step started on the reference path (multistep history also from reference states).
 VectorXd lte_profile(const SolverAxis& sv, Model& model, const Grid& grid, const ReferencePath& ref);
 
+// Likelihood error (nats) of the cell's solver through the divergence-augmented PF-ODE
+// (solvers/likelihood), on points drawn exactly from p_{t_lo}: columns lik_*. NaN for solvers
+// without a likelihood integrator (only the Runge-Kutta family has one) or grids ending at sigma = 0.
+void likelihood_metrics(const Experiment& e, const Cell& c, const GaussianMixture& gm, const Schedule& s, const Grid& grid,
+                        const SolverAxis& sv, Table& row);
+
 // Geometry of exact PF-ODE paths per (data, schedule, coordinates): a fine logsnr-grid reference
 // (curvature_steps) from exact draws at t_hi, measured in each coordinate system (samplers.md 6).
 struct CurvatureStudy {

@@ -24,7 +24,7 @@ bool Experiment::wants(const std::string& m) const {
 
 namespace {
 
-const std::vector<std::string> kMetrics = {"error", "distribution", "curvature", "lte"};
+const std::vector<std::string> kMetrics = {"error", "distribution", "curvature", "lte", "likelihood"};
 
 // Error helpers: "file:line:col: key: message".
 struct Ctx {

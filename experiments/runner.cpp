@@ -137,6 +137,7 @@ CellResult compute_cell(const Experiment& e, const Cell& c, ReferenceCache& refs
 
   if (e.wants("distribution")) distribution_metrics(e, gm, sch, grid, X, T);
   if (e.wants("lte")) r.arrays.emplace_back("lte_rms_t", lte_profile(sv, model, grid, *ref));
+  if (e.wants("likelihood")) likelihood_metrics(e, c, gm, sch, grid, sv, T);
   return r;
 }
 

@@ -221,12 +221,18 @@ class Report:
         m = self.sel(data, grid, schedule, ok_only=False) & self.failed
         if not np.any(m):
             return 0
+        # a strip above the data for the markers (call after the axis scales are set)
+        lo, hi = ax.get_ylim()
+        if ax.get_yscale() == "log" and lo > 0:
+            ax.set_ylim(lo, hi * (hi / lo) ** 0.15)
+        else:
+            ax.set_ylim(lo, hi + 0.15 * (hi - lo))
         tr = mtransforms.blended_transform_factory(ax.transData, ax.transAxes)
         xv = np.asarray(col(c, x)[m], dtype=float)
         xv = xv[np.isfinite(xv) & (xv > 0)]
         ax.plot(xv, np.full(len(xv), 0.96), "x", color="red", ms=9, mew=2, transform=tr, clip_on=False, zorder=5)
-        ax.text(0.99, 0.90, f"x: {int(np.sum(m))} failed cell(s), no error", transform=ax.transAxes, ha="right",
-                va="top", color="red", fontsize=8)
+        ax.text(0.99, 0.96, f"x: {int(np.sum(m))} failed cell(s), no error", transform=ax.transAxes, ha="right",
+                va="center", color="red", fontsize=8)
         return int(np.sum(m))
 
     @staticmethod
@@ -269,7 +275,7 @@ class Report:
                     label = sv
                     if x == "nfe" and fit is not None:
                         flag = " (!)" if np.isfinite(fit["fitted"]) and abs(fit["fitted"] - fit["declared"]) > ORDER_TOLERANCE else ""
-                        label = f"{sv}: p = {fmt_f(fit['fitted'])}{flag}, declared {fit['declared']:g}"
+                        label = f"{sv}  p={fmt_f(fit['fitted'])} [{fit['declared']:g}]{flag}"
                     if fit is not None and np.isfinite(fit["floor"]):
                         fit_floor = np.nanmax([fit_floor, fit["floor"]])
                     ax.plot(xs[ok], ys[ok], ms=4, lw=1.3, label=label, **self.style(sv))
@@ -286,7 +292,17 @@ class Report:
                 ax.set_ylabel("RMS error |x - x_ref| at t_final (data units)")
                 ax.set_title(f"schedule {sch}  ({grid})", fontsize=10)
                 ax.grid(True, which="both", alpha=0.25)
-                ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, frameon=False)
+                if x == "nfe":
+                    nfes = sorted({int(v) for v in np.asarray(c["nfe"][self.sel(data, grid, sch, ok_only=False)], dtype=float)
+                                   if np.isfinite(v) and v > 0})
+                    if 1 < len(nfes) <= 10:  # few NFE values: label them, not the log decades
+                        ax.set_xticks(nfes, [str(v) for v in nfes])
+                ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+                labels = ax.get_legend_handles_labels()[1]
+                ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13),
+                          ncol=2 if max(map(len, labels), default=0) <= 44 else 1, frameon=False,
+                          title="solver  p=fitted order [declared], (!): differ by > 0.15" if x == "nfe" else None,
+                          title_fontsize=7)
             pp = f", {particles} particles per cell" if particles else ""
             if x == "wall_seconds":
                 pp += f"; {self.attrs.get('threads', '?')} worker threads share the cores"
@@ -321,7 +337,6 @@ class Report:
                         st = self.style(sv)
                         ax.errorbar(xs[ok], ys[ok], yerr=2 * es[ok], color=st["color"], marker=st["marker"],
                                     linestyle=st["linestyle"], ms=3.5, lw=1.1, capsize=2, elinewidth=0.8, label=sv)
-                    self.mark_failed(ax, data, grid, sch)
                     ax.set_xscale("log")
                     pos = [v for v in ses if v > 0]
                     noise = 2 * float(np.median(pos)) if pos else np.nan
@@ -337,6 +352,7 @@ class Report:
                     if np.isfinite(noise):
                         ax.axhspan(-noise, noise, color="0.9", zorder=0)
                     ax.axhline(0, color="0.4", lw=0.8)
+                    self.mark_failed(ax, data, grid, sch)
                     ax.set_xlabel("model evaluations (NFE)")
                     ax.set_ylabel(f"{lab}\n(bars ±2 SE; {note})", fontsize=8)
                     ax.set_title(f"schedule {sch}  ({grid})", fontsize=10)
@@ -443,8 +459,11 @@ class Report:
                 ax.set_xlabel("x1")
                 ax.set_ylabel("x2")
             note = (f"contours: exact p at t_lo of schedule {first_sched}" if axis is not None else "no density lattice")
-            fig.suptitle(f"Exact PF-ODE paths from the noise end, data {data}\n({note}; paths start outside the view "
-                         f"where the prior is wider)", fontsize=10)
+            if scheds:
+                fig.suptitle(f"Exact PF-ODE paths from the noise end, data {data}\n({note}; paths start outside the "
+                             f"view where the prior is wider)", fontsize=10)
+            else:
+                fig.suptitle(f"Data {data} ({note}; no reference paths: metric `curvature` not requested)", fontsize=10)
             self.plots.append(("trajectories", save(fig, self.outdir, f"trajectories_{safe(data)}.png", [])))
 
     # -- tables
@@ -582,9 +601,9 @@ class Report:
                         decl = f"{m[0]['declared']:g}"
                         fit = [r["fitted"] for r in m if np.isfinite(r["fitted"])]
                         v = fmt_f(float(np.mean(fit))) if fit else "no fit"
-                        off = any(f.startswith("off") for r in m for f in r["flags"])
                         few = min(r["points"] for r in m)
-                        cells_.append((f"**{v}**" if off else v) + (f" ({few} pts)" if few < MIN_FIT_POINTS else ""))
+                        v += f" ({few} pts)" if few < MIN_FIT_POINTS else ""
+                        cells_.append(f"**{v}**" if any(r["flags"] for r in m) else v)
                     L.append(f"| `{sv}` | {decl} | " + " | ".join(cells_) + " |")
                 L.append("")
             L += ["<details><summary>every fit (R², points, flags)</summary>", "",

@@ -249,6 +249,9 @@ class Report:
             else:
                 ax.axhline(v, label=f"{lab} {v:.1e}", **st)
         if below:
+            lo, hi = ax.get_ylim()  # room under the data for the note
+            if lo > 0:
+                ax.set_ylim(lo / (hi / lo) ** 0.12, hi)
             ax.text(0.02, 0.02, "below the axis: " + ", ".join(below), transform=ax.transAxes, fontsize=7.5,
                     color="0.3", ha="left", va="bottom")
 
@@ -295,7 +298,7 @@ class Report:
                 if x == "nfe":
                     nfes = sorted({int(v) for v in np.asarray(c["nfe"][self.sel(data, grid, sch, ok_only=False)], dtype=float)
                                    if np.isfinite(v) and v > 0})
-                    if 1 < len(nfes) <= 10:  # few NFE values: label them, not the log decades
+                    if 1 <= len(nfes) <= 10:  # few NFE values: label them, not the log decades
                         ax.set_xticks(nfes, [str(v) for v in nfes])
                 ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
                 labels = ax.get_legend_handles_labels()[1]

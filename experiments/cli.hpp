@@ -27,8 +27,13 @@ struct ScheduleArgs {
 
 void add_eval(CLI::App& app);
 void add_sample(CLI::App& app);
-void add_demo(CLI::App& app);
 void add_run(CLI::App& app);
 void add_likelihood(CLI::App& app);
+void add_report(CLI::App& app);
+
+// Thrown to end the program with a given status after the message has been printed.
+struct ExitStatus {
+  int status;
+};
 
 }  // namespace flowgauge::cli

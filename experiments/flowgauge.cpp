@@ -23,9 +23,9 @@ int main(int argc, char** argv) {
   app.set_version_flag("--version", std::string("flowgauge ") + FLOWGAUGE_VERSION);
   cli::add_eval(app);
   cli::add_sample(app);
-  cli::add_demo(app);
   cli::add_run(app);
   cli::add_likelihood(app);
+  cli::add_report(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
@@ -37,6 +37,8 @@ int main(int argc, char** argv) {
   } catch (const CLI::ParseError& e) {
     app.exit(e);
     return 2;
+  } catch (const cli::ExitStatus& e) {
+    return e.status;
   } catch (const InputError& e) {
     fmt::print(stderr, "flowgauge: error: {}\n", e.what());
     return 2;

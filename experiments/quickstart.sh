@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# The main job: install, build (Release), run the default study, write HDF5 + plots under
-# results/, print a summary table.
+# The main job: install, build (Release), run the default study (experiments/quickstart.toml,
+# about a minute on 2 cores), then write plots and a markdown summary and print a summary table:
+#   results/quickstart.h5, results/quickstart/*.png, results/quickstart.md
+# A rerun resumes from results/quickstart.h5.cells/ (finished cells are kept).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash experiments/setup.sh release
-mkdir -p results
-./build/release/flowgauge demo --output results/demo.h5
-/usr/bin/python3 experiments/report.py results/demo.h5
+./build/release/flowgauge run experiments/quickstart.toml
+./build/release/flowgauge report results/quickstart.h5

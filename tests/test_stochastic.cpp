@@ -418,6 +418,7 @@ TEST(StochasticConvergence, StrongOrderOneOnTheSamePath) {
                                          {"euler_ancestral", "logsnr", false},
                                          {"sde_dpmpp_2m", "logsnr", false},
                                          {"sde_dpmpp_2m", "uniform", false},
+                                         {"sde_dpmpp_3m", "logsnr", false},
                                          {"dpmpp_2s_ancestral", "logsnr", false}}) {
     std::vector<double> errs;
     for (double n : ns) {
@@ -432,6 +433,17 @@ TEST(StochasticConvergence, StrongOrderOneOnTheSamePath) {
       EXPECT_NEAR(p, 1.0, 0.2) << c.name << " " << c.grid;
     }
   }
+  // edm_churn is not a discretization of the gamma-SDE (its churn per step is S_churn/N, a limit that
+  // depends on the grid family), so it is measured against itself: S_churn = 10 (uncapped for
+  // N >= 25) on edm grids, reference 4096 steps on the same paths. Printed, not checked.
+  const SolverOptions churn = {{"S_churn", "10"}};
+  const auto cref = run("edm_churn", churn, m, make_grid(*sch, spec("edm", 4096)), X0, noise);
+  std::vector<double> cn = {32, 64, 128, 256}, ce;
+  for (double n : cn)
+    ce.push_back(stoch::rms_distance(run("edm_churn", churn, m, make_grid(*sch, spec("edm", int(n))), X0, noise).X, cref.X));
+  std::cout << "  edm_churn(S_churn=10) [edm] vs itself at 4096 steps: RMS error";
+  for (double e : ce) std::cout << " " << std::setprecision(3) << e;
+  std::cout << "  -> strong order " << slope(cn, ce) << "\n";
 }
 
 // ---------------------------------------------------------------- weak error, exact
@@ -505,7 +517,12 @@ TEST(StochasticWeak, ExactWeakOrders) {
       {"sde_dpmpp_2m", {{"solver_type", "heun"}}, "logsnr", false},
       {"sde_dpmpp_2m", {{"gamma", "0.5"}}, "logsnr", false},
       {"dpmpp_2s_ancestral", {}, "logsnr", false},
+      {"sde_dpmpp_3m", {}, "logsnr", false},
+      {"sde_dpmpp_3m", {{"variant", "taylor"}}, "logsnr", false},
+      {"sde_dpmpp_3m", {{"gamma", "0"}, {"variant", "taylor"}}, "logsnr", false},
+      {"dpmpp_3m", {{"variant", "taylor"}}, "logsnr", false},
       {"edm_churn", {{"S_churn", "10"}}, "edm", false},
+      {"edm_churn", {{"S_churn", "0"}}, "edm", false},
   };
   std::cout << "[exact weak error W2(output law, true marginal), vp-linear, single Gaussian d = 2, N = 32..512]\n";
   for (const auto& c : cases) {

@@ -4,8 +4,8 @@
 //   x_t = (sigma_t/sigma_s) e^{-gamma h} x_s + alpha_t (1 - e^{-(1 + gamma) h}) x0hat + sigma_t sqrt(1 - e^{-2 gamma h}) xi.
 // gamma = 1 equals the DDPM step (samplers.md 7.6); gamma = 0 is DDIM. Option `gamma` (default 1)
 // is k-diffusion's `eta` of sample_dpmpp_2m_sde (noise variance multiplier), NOT DDIM's eta.
-// Noise xi = normalized Brownian increment of the step. Weak order 1 (measured,
-// tests/test_stochastic.cpp). 1 NFE.
+// Noise xi = normalized Brownian increment of the step. Weak order 1, strong order 1 (measured 0.96
+// and 0.94 at gamma = 1, equal to ddpm; tests/test_stochastic.cpp). 1 NFE.
 #include "solvers/stochastic/common.hpp"
 
 namespace flowgauge {

@@ -517,6 +517,8 @@ TEST(StochasticWeak, ExactWeakOrders) {
       {"sde_dpmpp_2m", {{"solver_type", "heun"}}, "logsnr", false},
       {"sde_dpmpp_2m", {{"gamma", "0.5"}}, "logsnr", false},
       {"dpmpp_2s_ancestral", {}, "logsnr", false},
+      {"dpm_2_ancestral", {}, "logsnr", false},
+      {"dpm_2_ancestral", {}, "edm", false},
       {"sde_dpmpp_3m", {}, "logsnr", false},
       {"sde_dpmpp_3m", {{"variant", "taylor"}}, "logsnr", false},
       {"sde_dpmpp_3m", {{"gamma", "0"}, {"variant", "taylor"}}, "logsnr", false},

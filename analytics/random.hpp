@@ -18,8 +18,12 @@ class CounterRng {
   CounterRng(std::uint64_t seed, Stream stream) : key_{{seed, static_cast<std::uint64_t>(stream)}} {}
 
   // Four uniforms in the open interval (0, 1) for counter (particle, block).
-  std::array<double, 4> uniforms(std::uint64_t particle, std::uint64_t block) const {
-    r123::Philox4x64::ctr_type c{{particle, block, 0, 0}};
+  std::array<double, 4> uniforms(std::uint64_t particle, std::uint64_t block) const { return uniforms(particle, block, 0); }
+
+  // Same with a third counter word (e.g. block = a Brownian-tree node, sub = a block of dimensions).
+  // sub = 0 gives exactly the two-word counter above.
+  std::array<double, 4> uniforms(std::uint64_t particle, std::uint64_t block, std::uint64_t sub) const {
+    r123::Philox4x64::ctr_type c{{particle, block, sub, 0}};
     auto r = gen_(c, key_);
     std::array<double, 4> u;
     for (int i = 0; i < 4; ++i) u[i] = (static_cast<double>(r.v[i] >> 11) + 0.5) * 0x1.0p-53;

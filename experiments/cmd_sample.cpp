@@ -1,4 +1,5 @@
 // flowgauge sample: replay one sampler on given inputs (README "flowgauge sample").
+#include <algorithm>
 #include <fmt/format.h>
 
 #include "analytics/errors.hpp"
@@ -6,6 +7,8 @@
 #include "experiments/cli.hpp"
 #include "results/h5.hpp"
 #include "results/provenance.hpp"
+#include "solvers/brownian/brownian_tree.hpp"
+#include "solvers/brownian/explicit_noise.hpp"
 #include "solvers/solver.hpp"
 
 namespace flowgauge::cli {
@@ -18,6 +21,7 @@ struct SampleArgs {
   GridSpec grid;
   std::string final_step = "step", grid_file, grid_dataset = "t", grid_in = "t";
   std::string input, dataset = "x";
+  std::string noise, noise_dataset = "noise";
   long particles = 1000;
   std::uint64_t seed = 0;
   bool trajectory = false;
@@ -53,6 +57,32 @@ void run(const SampleArgs& a) {
     X = gm.sample(p0.alpha, p0.sigma, a.seed, a.particles);  // exact draw from p_{t_hi}
   }
   const MatrixXd x_start = X;
+  // Noise of stochastic solvers: a recorded array (one normal per step) or the Brownian tree of --seed.
+  std::string noise_desc = "none";
+  if (!a.noise.empty()) {
+    auto f = h5::open_file(a.noise);
+    auto xi = h5::read_stack(f.get(), a.noise_dataset, a.noise);
+    const int steps = grid.steps() - (grid.denoise_final ? 1 : 0);  // steps the solver takes
+    if (static_cast<int>(xi.size()) != steps)
+      throw InputError(fmt::format("{}: dataset '{}' holds {} steps, the grid needs {} (one normal per solver step)",
+                                   a.noise, a.noise_dataset, xi.size(), steps));
+    auto src = std::make_shared<ExplicitNoise>(std::vector<double>(grid.t.begin(), grid.t.begin() + steps + 1),
+                                               std::move(xi), fmt::format("{}:{}", a.noise, a.noise_dataset));
+    if (src->dim() != gm.dim() || src->particles() != X.cols())
+      throw InputError(fmt::format("{}: dataset '{}' has shape ({}, {}, {}), expected ({}, {}, {})", a.noise,
+                                   a.noise_dataset, src->steps(), src->particles(), src->dim(), steps, X.cols(),
+                                   gm.dim()));
+    noise_desc = src->describe();
+    solver->set_noise(src);
+  } else if (solver->traits().stochastic) {
+    // W lives on the schedule's [t_lo, t_hi] (widened only if an explicit grid leaves it), so a seed
+    // gives the same path on every grid.
+    const int steps = grid.steps() - (grid.denoise_final ? 1 : 0);
+    const double lo = std::min(sch->t_lo(), grid.t[steps]), hi = std::max(sch->t_hi(), grid.t.front());
+    auto src = std::make_shared<BrownianTree>(gm.dim(), a.seed, lo, hi);
+    noise_desc = src->describe();
+    solver->set_noise(src);
+  }
   Model model(gm, *sch);
   const auto res = sample(*solver, model, grid, X, a.trajectory);
 
@@ -69,6 +99,7 @@ void run(const SampleArgs& a) {
   h5::write_attr(f, "grid", grid.denoise_final ? "denoise" : "step");
   h5::write_attr(f, "nfe", static_cast<long long>(res.nfe));
   h5::write_attr(f, "seed", static_cast<long long>(a.seed));
+  h5::write_attr(f, "noise", noise_desc);
   h5::write_attr(f, "end_time", utc_now());
   out.commit();
   fmt::print("flowgauge sample: {} on {} with {} steps ({} grid), {} particles, NFE = {} -> {}\n", solver->describe(),
@@ -95,7 +126,12 @@ void add_sample(CLI::App& app) {
   c->add_option("--input", a->input, "HDF5 file with starting points (N, d) at the first grid time");
   c->add_option("--dataset", a->dataset, "Dataset in --input")->capture_default_str();
   c->add_option("--particles", a->particles, "Without --input: draw this many points exactly from p_{t_hi}")->capture_default_str();
-  c->add_option("--seed", a->seed, "Seed of the exact draw")->capture_default_str();
+  c->add_option("--seed", a->seed, "Seed of the exact draw and of the Brownian paths of stochastic solvers")
+      ->capture_default_str();
+  c->add_option("--noise", a->noise,
+                "HDF5 file with recorded standard normals (steps, N, d), one per solver step, in place of the "
+                "Brownian paths (replaying another implementation)");
+  c->add_option("--noise-dataset", a->noise_dataset, "Dataset in --noise")->capture_default_str();
   c->add_option("--output", a->output, "Output HDF5 file (written atomically)")->required();
   c->add_flag("--trajectory", a->trajectory, "Also write the states at every grid time (T, N, d)");
   c->callback([a] { run(*a); });

@@ -89,6 +89,31 @@ Eigen::VectorXd read_vector(hid_t file, const std::string& ds, const std::string
   return v;
 }
 
+std::vector<Eigen::MatrixXd> read_stack(hid_t file, const std::string& ds, const std::string& fname) {
+  if (!has_dataset(file, ds)) throw InputError(fmt::format("{}: no dataset '{}'", fname, ds));
+  Handle d(H5Dopen2(file, ds.c_str(), H5P_DEFAULT), H5Dclose);
+  if (!d) throw InputError(fmt::format("{}: cannot open dataset '{}'", fname, ds));
+  Handle type(H5Dget_type(d.get()), H5Tclose);
+  if (H5Tget_class(type.get()) != H5T_FLOAT)
+    throw InputError(fmt::format("{}: dataset '{}' must hold floating-point numbers", fname, ds));
+  Handle space(H5Dget_space(d.get()), H5Sclose);
+  const int rank = H5Sget_simple_extent_ndims(space.get());
+  if (rank != 3) throw InputError(fmt::format("{}: dataset '{}' has rank {}, expected (T, N, d)", fname, ds, rank));
+  hsize_t dims[3] = {0, 0, 0};
+  H5Sget_simple_extent_dims(space.get(), dims, nullptr);
+  std::vector<double> buf(dims[0] * dims[1] * dims[2]);
+  if (!buf.empty() && H5Dread(d.get(), H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()) < 0)
+    throw InputError(fmt::format("{}: cannot read dataset '{}' (truncated file?)", fname, ds));
+  std::vector<Eigen::MatrixXd> out;
+  const auto r = static_cast<Eigen::Index>(dims[2]), c = static_cast<Eigen::Index>(dims[1]);
+  for (hsize_t k = 0; k < dims[0]; ++k) {
+    out.emplace_back(Eigen::Map<const Eigen::MatrixXd>(buf.data() + k * r * c, r, c));
+    if (!out.back().allFinite())
+      throw InputError(fmt::format("{}: dataset '{}' contains NaN or Inf (entry {})", fname, ds, k));
+  }
+  return out;
+}
+
 namespace {
 void write_raw(hid_t loc, const std::string& name, int rank, const hsize_t* dims, const double* data) {
   Handle space(H5Screate_simple(rank, dims, nullptr), H5Sclose);

@@ -35,6 +35,8 @@ bool has_dataset(hid_t loc, const std::string& name);
 // (N, d) float dataset -> d x N. Errors name file and dataset (wrong rank, non-float type...).
 Eigen::MatrixXd read_matrix(hid_t file, const std::string& dataset, const std::string& file_name);
 Eigen::VectorXd read_vector(hid_t file, const std::string& dataset, const std::string& file_name);
+// (T, N, d) float dataset -> T matrices d x N (the layout write_stack writes).
+std::vector<Eigen::MatrixXd> read_stack(hid_t file, const std::string& dataset, const std::string& file_name);
 
 // d x N -> (N, d) dataset, chunked and gzip-compressed when large.
 void write_matrix(hid_t loc, const std::string& name, const Eigen::MatrixXd& m);

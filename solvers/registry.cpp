@@ -57,6 +57,14 @@ std::string Solver::describe() const {
   return s + ")";
 }
 
+const NoiseSource& Solver::noise() const {
+  if (!noise_)
+    throw InputError(fmt::format("solver {} is stochastic and has no noise source (Solver::set_noise; "
+                                 "flowgauge sample: --seed or --noise FILE)",
+                                 traits().name));
+  return *noise_;
+}
+
 double OptionReader::get_double(const std::string& name, double def) {
   used_.push_back(name);
   auto it = given_.find(name);
@@ -109,6 +117,10 @@ SampleResult sample(Solver& solver, Model& model, const Grid& grid, MatRef X, bo
   SampleResult r;
   const long nfe0 = model.nfe();
   const int N = grid.steps();
+  if (solver.traits().stochastic && !solver.has_noise())
+    throw InputError(fmt::format("solver {} is stochastic and has no noise source (Solver::set_noise; "
+                                 "flowgauge sample: --seed or --noise FILE)",
+                                 solver.traits().name));
   solver.start(model, grid, X.cols());
   if (keep_trajectory) {
     r.trajectory.emplace_back(X);

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "solvers/brownian/noise.hpp"
 #include "solvers/grid.hpp"
 #include "solvers/model.hpp"
 
@@ -58,8 +59,22 @@ class Solver {
   const SolverOptions& options() const { return options_; }
   std::string describe() const;
 
+  // Noise hook (solvers/brownian/noise.hpp): the Brownian paths driving the batch's particles,
+  // column j of X being particle first_particle + j of the run. Deterministic solvers ignore it;
+  // a stochastic solver run without one throws InputError (sample() checks before the first step).
+  void set_noise(std::shared_ptr<const NoiseSource> noise, std::int64_t first_particle = 0) {
+    noise_ = std::move(noise);
+    first_particle_ = first_particle;
+  }
+  bool has_noise() const { return noise_ != nullptr; }
+
  protected:
+  // The noise source (throws InputError naming the solver if none was set), and this batch's offset.
+  const NoiseSource& noise() const;
+  std::int64_t first_particle() const { return first_particle_; }
   SolverOptions options_;
+  std::shared_ptr<const NoiseSource> noise_;
+  std::int64_t first_particle_ = 0;
   friend std::unique_ptr<Solver> make_solver(const std::string&, const SolverOptions&);
 };
 

@@ -5,12 +5,18 @@
 #include "analytics/metrics/curvature.hpp"
 #include "analytics/metrics/mmd.hpp"
 #include "analytics/metrics/moments.hpp"
+#include "solvers/brownian/brownian_tree.hpp"
 #include "solvers/coordinates.hpp"
 #include "solvers/likelihood/likelihood.hpp"
 #include "solvers/ode/tableaux.hpp"
 #include "solvers/reference/reference.hpp"
 
 namespace flowgauge {
+
+std::shared_ptr<const NoiseSource> brownian_path(const GaussianMixture& gm, const Schedule& s, std::uint64_t seed) {
+  const double lo = s.t_sigma_zero() ? std::min(*s.t_sigma_zero(), s.t_lo()) : s.t_lo();
+  return std::make_shared<BrownianTree>(gm.dim(), seed, lo, s.t_hi());
+}
 
 ReferencePath reference_path(Model& model, const Grid& grid, const MatrixXd& start, double rtol, double atol) {
   ReferenceOptions o;
@@ -22,6 +28,7 @@ ReferencePath reference_path(Model& model, const Grid& grid, const MatrixXd& sta
 
 VectorXd lte_profile(const SolverAxis& sv, Model& model, const Grid& grid, const ReferencePath& ref) {
   auto solver = make_solver(sv.name, sv.options);
+  if (solver->traits().stochastic) solver->set_noise(brownian_path(model.mixture(), model.schedule(), 0));
   const int N = grid.steps();
   VectorXd lte = VectorXd::Constant(N, NAN);
   MatrixXd X = ref.states[0];

@@ -4,6 +4,7 @@
 
 #include "experiments/config.hpp"
 #include "results/table.hpp"
+#include "solvers/brownian/noise.hpp"
 
 namespace flowgauge {
 
@@ -11,6 +12,9 @@ struct ReferencePath {
   std::vector<MatrixXd> states;         // at every grid time
   std::vector<double> error_estimate;   // RMS over particles of the difference of two integrators
 };
+
+// The Brownian path of a cell's stochastic sampler over the schedule's [t_lo, t_hi], keyed by seed.
+std::shared_ptr<const NoiseSource> brownian_path(const GaussianMixture& gm, const Schedule& s, std::uint64_t seed);
 
 ReferencePath reference_path(Model& model, const Grid& grid, const MatrixXd& start, double rtol, double atol);
 

@@ -101,7 +101,10 @@ CellResult compute_cell(const Experiment& e, const Cell& c, ReferenceCache& refs
   T.col<double>("t_final").push_back(grid.t.back());
 
   auto solver = make_solver(sv.name, sv.options);
+  // Stochastic samplers: the Brownian path is keyed by (seed, particle) like the starting points.
+  if (solver->traits().stochastic) solver->set_noise(brownian_path(gm, sch, c.seed));
   T.col<double>("declared_order").push_back(solver->traits().order);
+  T.col<std::string>("family").push_back(solver->traits().family);
   Model model(gm, sch);
   MatrixXd X = start;
   const int N = grid.steps();

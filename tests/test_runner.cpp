@@ -454,7 +454,7 @@ enum Type { kInt, kFloat, kString };
 const std::vector<std::pair<std::string, Type>> kCellColumns = {
     {"cell_id", kInt}, {"data", kString}, {"dim", kInt}, {"components", kInt}, {"schedule", kString},
     {"schedule_spec", kString}, {"solver", kString}, {"solver_name", kString}, {"coordinates", kString}, {"grid", kString},
-    {"steps", kInt}, {"seed", kInt}, {"particles", kInt}, {"t_final", kFloat}, {"declared_order", kFloat},
+    {"steps", kInt}, {"seed", kInt}, {"particles", kInt}, {"t_final", kFloat}, {"declared_order", kFloat}, {"family", kString},
     {"status", kString}, {"failure", kString}, {"nfe", kInt}, {"wall_seconds", kFloat}, {"error_rms", kFloat},
     {"error_max", kFloat}, {"error_rms_max_over_time", kFloat}, {"reference_error", kFloat}};
 const std::vector<std::pair<std::string, Type>> kDistributionColumns = {

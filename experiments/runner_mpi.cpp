@@ -75,6 +75,7 @@ RunSummary coordinate(const Session& s, const Experiment& e, const RunOptions& o
   std::mutex m;  // guards assigner, done, stop
   bool stop = false;
   std::size_t computed = 0;
+  std::vector<std::size_t> per_rank(static_cast<std::size_t>(s.size()), 0);
   WorkerPool pool(
       e, info.threads,
       [&] {
@@ -85,16 +86,18 @@ RunSummary coordinate(const Session& s, const Experiment& e, const RunOptions& o
         std::lock_guard<std::mutex> lock(m);
         done.emplace(id, std::move(r));
         ++computed;
+        ++per_rank[0];
       });
 
   int remote_status = 0, remote_rank = -1;
   std::string remote_error;
-  auto finished_remotely = [&](const int* ids, int n) {
+  auto finished_remotely = [&](int rank, const int* ids, int n) {
     for (int i = 0; i < n; ++i) {
       CellResult r = load_cell(e, ids[i]);  // written durably by that rank before it told us
       std::lock_guard<std::mutex> lock(m);
       done.emplace(ids[i], std::move(r));
       ++computed;
+      ++per_rank[static_cast<std::size_t>(rank)];
     }
   };
   const bool tty = isatty(STDERR_FILENO);
@@ -148,10 +151,10 @@ RunSummary coordinate(const Session& s, const Experiment& e, const RunOptions& o
       buf.resize(static_cast<std::size_t>(std::max(n, 1)));
       MPI_Recv(buf.data(), n, MPI_INT, src, st.MPI_TAG, MPI_COMM_WORLD, MPI_STATUS_IGNORE);
       if (st.MPI_TAG == kBye) {
-        finished_remotely(buf.data(), n);
+        finished_remotely(src, buf.data(), n);
         --active;
       } else if (st.MPI_TAG == kRequest) {
-        finished_remotely(buf.data() + 1, n - 1);
+        finished_remotely(src, buf.data() + 1, n - 1);
         std::vector<int> give;
         {
           std::lock_guard<std::mutex> lock(m);
@@ -196,6 +199,7 @@ RunSummary coordinate(const Session& s, const Experiment& e, const RunOptions& o
   info.complete = true;
   write_main(e, done, info, *p.extras);
   progress(true);
+  if (!opt.quiet) fmt::print(stderr, "flowgauge run: cells computed per rank: {}\n", fmt::join(per_rank, ", "));
   sum.computed = computed;
   sum.failed = count_failed(done);
   sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();

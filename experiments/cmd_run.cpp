@@ -120,7 +120,9 @@ void add_run(CLI::App& app) {
       if (shard.count > 0)
         fmt::print("  shard     : {}/{} ({}): {} of {} cells -> {}\n", shard.index, shard.count, shard.source,
                    shard_cells(e, shard.index, shard.count).size(), e.cells.size(), e.output);
-      if (ranks > 1) fmt::print("  MPI       : {} ranks x {} threads\n", ranks, a->threads > 0 ? a->threads : e.threads);
+      if (ranks > 1)
+        fmt::print("  MPI       : {} ranks x {} threads\n", ranks,
+                   a->threads > 0 ? std::to_string(a->threads) : e.threads > 0 ? std::to_string(e.threads) : "(all cores)");
     }
     if (a->dry_run) return;
     RunSummary s;

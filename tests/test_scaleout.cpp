@@ -463,6 +463,12 @@ TEST_F(Scaleout, MpiRefusalsExitTwoWithOneMessage) {
   const auto first = r.output.find("0 <= i < n");
   EXPECT_NE(first, std::string::npos) << r.output;
   EXPECT_EQ(first, r.output.rfind("0 <= i < n")) << "one message, not one per rank:\n" << r.output;
+  // rank 0's refusal of an output that is not this experiment's: nothing written, every rank stops
+  std::ofstream(path("foreign.h5")) << "not a run file";
+  const auto f = sh(mpirun(3) + kBinary + " run " + file + " --quiet --output " + path("foreign.h5"));
+  EXPECT_EQ(f.status, 2) << f.output;
+  EXPECT_NE(f.output.find("not this experiment"), std::string::npos) << f.output;
+  EXPECT_FALSE(fs::exists(path("foreign.h5.cells")));
 }
 
 // /proc: the children of `parent` that run flowgauge as MPI rank `rank`.

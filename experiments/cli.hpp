@@ -28,6 +28,7 @@ struct ScheduleArgs {
 void add_eval(CLI::App& app);
 void add_sample(CLI::App& app);
 void add_run(CLI::App& app);
+void add_merge(CLI::App& app);
 void add_likelihood(CLI::App& app);
 void add_report(CLI::App& app);
 

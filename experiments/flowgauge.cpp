@@ -24,6 +24,7 @@ int main(int argc, char** argv) {
   cli::add_eval(app);
   cli::add_sample(app);
   cli::add_run(app);
+  cli::add_merge(app);
   cli::add_likelihood(app);
   cli::add_report(app);
   try {

@@ -17,21 +17,16 @@
 #include "analytics/errors.hpp"
 #include "analytics/order_fit.hpp"
 #include "experiments/cell_metrics.hpp"
+#include "experiments/runner_detail.hpp"
 #include "results/h5.hpp"
 #include "results/provenance.hpp"
 #include "results/table.hpp"
 
 namespace fs = std::filesystem;
 
-namespace flowgauge {
-namespace {
+namespace flowgauge::detail {
 
-std::mutex g_h5;  // the HDF5 library here is not thread-safe: one caller at a time
-
-struct CellResult {
-  Table row;                                // one row
-  std::vector<std::pair<std::string, VectorXd>> arrays;
-};
+std::mutex g_h5;
 
 // ---- reference paths, shared by every solver of one (data, schedule, grid, steps, seed) ----
 class ReferenceCache {
@@ -67,6 +62,8 @@ class ReferenceCache {
   std::mutex m_;
   std::map<std::string, std::shared_future<std::shared_ptr<const ReferencePath>>> cache_;
 };
+
+std::shared_ptr<ReferenceCache> new_reference_cache() { return std::make_shared<ReferenceCache>(); }
 
 CellResult compute_cell(const Experiment& e, const Cell& c, ReferenceCache& refs) {
   const auto& data = e.data[c.data];
@@ -144,8 +141,11 @@ CellResult compute_cell(const Experiment& e, const Cell& c, ReferenceCache& refs
   return r;
 }
 
-// ---- durable shards ----
-std::string shard_dir(const Experiment& e) { return e.output + ".cells"; }
+// ---- durable cell files ----
+std::string cells_dir(const Experiment& e) { return e.output + ".cells"; }
+
+namespace {
+std::string cell_path(const Experiment& e, int id) { return fmt::format("{}/cell_{:06d}.h5", cells_dir(e), id); }
 
 void fsync_path(const std::string& path) {
   const int fd = ::open(path.c_str(), O_RDONLY);
@@ -155,9 +155,11 @@ void fsync_path(const std::string& path) {
   }
 }
 
-void write_shard(const Experiment& e, const Cell& c, const CellResult& r) {
+}  // namespace
+
+void write_cell(const Experiment& e, const Cell& c, const CellResult& r) {
   std::lock_guard<std::mutex> lock(g_h5);
-  const std::string path = fmt::format("{}/cell_{:06d}.h5", shard_dir(e), c.id);
+  const std::string path = cell_path(e, c.id);
   {
     h5::AtomicOutput out(path);
     write_table(out.file(), "row", r.row);
@@ -168,9 +170,10 @@ void write_shard(const Experiment& e, const Cell& c, const CellResult& r) {
     out.commit();
   }
   fsync_path(path);
-  fsync_path(shard_dir(e));
+  fsync_path(cells_dir(e));
 }
 
+namespace {
 // "<file>.partial-<pid>" of a process that no longer runs (killed while writing <file>).
 bool stale_partial(const fs::path& p) {
   const auto name = p.filename().string();
@@ -182,10 +185,33 @@ bool stale_partial(const fs::path& p) {
   return pid != ::getpid() && ::kill(pid, 0) != 0 && errno == ESRCH;
 }
 
-std::map<int, CellResult> load_shards(const Experiment& e) {
+CellResult read_cell(const Experiment& e, int id, const std::string& path) {  // caller holds g_h5
+  auto f = h5::open_file(path);
+  const auto hash = h5::read_string_attr(f.get(), "plan_hash");
+  if (hash != fmt::format("{:016x}", e.plan_hash))
+    throw InputError(fmt::format("{}: finished cells of a different experiment (plan {} here, {:016x} now). Rerun with "
+                                 "another --output, or delete {} to start over",
+                                 cells_dir(e), hash, e.plan_hash, cells_dir(e)));
+  if (id < 0 || id >= int(e.cells.size()) || h5::read_string_attr(f.get(), "cell_key") != e.cell_key(e.cells[id]))
+    throw InputError(fmt::format("{}: cell {} does not match the plan; delete {} to start over", path, id, cells_dir(e)));
+  CellResult r;
+  r.row = read_table(f.get(), "row");
+  h5::Handle g(H5Gopen2(f.get(), "arrays", H5P_DEFAULT), H5Gclose);
+  H5G_info_t info;
+  H5Gget_info(g.get(), &info);
+  for (hsize_t i = 0; i < info.nlinks; ++i) {
+    char nm[256];
+    H5Lget_name_by_idx(g.get(), ".", H5_INDEX_NAME, H5_ITER_INC, i, nm, sizeof nm, H5P_DEFAULT);
+    r.arrays.emplace_back(nm, h5::read_vector(g.get(), nm, path));
+  }
+  return r;
+}
+
+// Finished cells in <output>.cells/; removes files half-written by dead processes.
+std::map<int, CellResult> load_cells(const Experiment& e, const std::vector<char>& in_scope) {
   std::map<int, CellResult> done;
   std::lock_guard<std::mutex> lock(g_h5);
-  const std::string dir = shard_dir(e);
+  const std::string dir = cells_dir(e);
   if (!fs::exists(dir)) return done;
   for (const auto& ent : fs::directory_iterator(dir)) {
     const auto name = ent.path().filename().string();
@@ -195,27 +221,24 @@ std::map<int, CellResult> load_shards(const Experiment& e) {
     }
     if (name.rfind("cell_", 0) != 0 || ent.path().extension() != ".h5") continue;
     const int id = std::stoi(name.substr(5, 6));
-    auto f = h5::open_file(ent.path().string());
-    const auto hash = h5::read_string_attr(f.get(), "plan_hash");
-    if (hash != fmt::format("{:016x}", e.plan_hash))
-      throw InputError(fmt::format("{}: finished cells of a different experiment (plan {} here, {} now). Rerun with "
-                                   "another --output, or delete {} to start over",
-                                   dir, hash, fmt::format("{:016x}", e.plan_hash), dir));
-    if (id < 0 || id >= int(e.cells.size()) || h5::read_string_attr(f.get(), "cell_key") != e.cell_key(e.cells[id]))
-      throw InputError(fmt::format("{}: cell {} does not match the plan; delete {} to start over", ent.path().string(), id, dir));
-    CellResult r;
-    r.row = read_table(f.get(), "row");
-    h5::Handle g(H5Gopen2(f.get(), "arrays", H5P_DEFAULT), H5Gclose);
-    H5G_info_t info;
-    H5Gget_info(g.get(), &info);
-    for (hsize_t i = 0; i < info.nlinks; ++i) {
-      char nm[256];
-      H5Lget_name_by_idx(g.get(), ".", H5_INDEX_NAME, H5_ITER_INC, i, nm, sizeof nm, H5P_DEFAULT);
-      r.arrays.emplace_back(nm, h5::read_vector(g.get(), nm, ent.path().string()));
-    }
+    CellResult r = read_cell(e, id, ent.path().string());
+    if (!in_scope[id])
+      throw InputError(fmt::format("{}: cell {} does not belong to this run's cells (another shard's?); delete {} to start over",
+                                   ent.path().string(), id, dir));
     done.emplace(id, std::move(r));
   }
   return done;
+}
+}  // namespace
+
+CellResult load_cell(const Experiment& e, int id) {
+  std::lock_guard<std::mutex> lock(g_h5);
+  const auto path = cell_path(e, id);
+  if (!fs::exists(path))
+    throw InputError(fmt::format("{}: not found although reported finished: {} must be on a file system every process "
+                                 "of the run shares",
+                                 path, cells_dir(e)));
+  return read_cell(e, id, path);
 }
 
 // ---- whole-run extras: path geometry, density lattices for 2-D data ----
@@ -226,8 +249,9 @@ struct Extras {
   VectorXd axis;
 };
 
-Extras compute_extras(const Experiment& e) {
-  Extras x;
+std::shared_ptr<const Extras> compute_extras(const Experiment& e) {
+  auto out = std::make_shared<Extras>();
+  Extras& x = *out;
   if (e.wants("curvature")) {
     x.curvature = curvature_study(e);
     x.has_curvature = true;
@@ -247,10 +271,11 @@ Extras compute_extras(const Experiment& e) {
     const MixtureEval ev = d.mixture->evaluate(P, p.alpha, p.sigma, kLogp);
     x.density.emplace_back(d.name, Eigen::Map<const MatrixXd>(ev.logp.data(), n, n));
   }
-  return x;
+  return out;
 }
 
 // ---- the main output file, rebuilt from finished cells ----
+namespace {
 Table fit_orders(const Table& cells) {
   Table o;
   const auto n = cells.rows();
@@ -294,13 +319,15 @@ Table fit_orders(const Table& cells) {
   return o;
 }
 
-void write_main(const Experiment& e, const std::map<int, CellResult>& done, bool complete, const std::string& started,
-                int threads, const Extras& extras) {
+}  // namespace
+
+void write_main(const Experiment& e, const std::map<int, CellResult>& done, const MainInfo& info, const Extras& extras) {
   std::lock_guard<std::mutex> lock(g_h5);
   h5::AtomicOutput out(e.output);
   const hid_t f = out.file();
-  auto prov = provenance(fmt::format("flowgauge run {}", e.file), threads);
-  prov["start_time"] = started;
+  const bool complete = info.complete;
+  auto prov = provenance(info.command, info.threads);
+  prov["start_time"] = info.started;
   h5::write_attrs(f, prov);
   h5::write_attr(f, "experiment_file", e.file);
   h5::write_attr(f, "experiment", e.text);
@@ -311,6 +338,10 @@ void write_main(const Experiment& e, const std::map<int, CellResult>& done, bool
   h5::write_attr(f, "cells_done", static_cast<long long>(done.size()));
   h5::write_attr(f, "seeds", fmt::format("{}", fmt::join(e.seeds, ",")));
   h5::write_attr(f, "end_time", utc_now());
+  if (info.shards > 0) {  // a static shard's file: its cells only, merged by `flowgauge merge`
+    h5::write_attr(f, "shard", fmt::format("{}/{}", info.shard, info.shards));
+    h5::write_attr(f, "shard_cells", static_cast<long long>(info.scope));
+  }
   Table cells;
   for (const auto& [id, r] : done) append_rows(cells, r.row);  // ordered by cell id
   write_table(f, "cells", cells);
@@ -357,26 +388,171 @@ std::string hms(double s) {
   return fmt::format("{:02d}:{:02d}:{:02d}", t / 3600, (t / 60) % 60, t % 60);
 }
 
-}  // namespace
+std::string run_command(const Experiment& e) { return fmt::format("flowgauge run {}", e.file); }
 
-void print_plan(const Experiment& e) {
-  fmt::print("experiment {} ({}): {} cells ({} before exclude/only), {} particles each -> {}\n", e.name, e.file, e.cells.size(),
-             e.cells_before_filters, e.particles, e.output);
-  fmt::print("  data      : {}\n", [&] { std::vector<std::string> v; for (auto& d : e.data) v.push_back(fmt::format("{} (d={}, K={})", d.name, d.mixture->dim(), d.mixture->size())); return fmt::format("{}", fmt::join(v, ", ")); }());
-  fmt::print("  schedules : {}\n", [&] { std::vector<std::string> v; for (auto& s : e.schedules) v.push_back(s.schedule->describe()); return fmt::format("{}", fmt::join(v, ", ")); }());
-  fmt::print("  solvers   : {}\n", [&] { std::vector<std::string> v; for (auto& s : e.solvers) v.push_back(s.label); return fmt::format("{}", fmt::join(v, ", ")); }());
-  fmt::print("  grids     : {}\n", [&] { std::vector<std::string> v; for (auto& g : e.grids) v.push_back(g.label); return fmt::format("{}", fmt::join(v, ", ")); }());
-  fmt::print("  steps     : {}\n  seeds     : {}\n  metrics   : {}\n  plan hash : {:016x}\n", fmt::join(e.steps, ", "),
-             fmt::join(e.seeds, ", "), fmt::join(e.metrics, ", "), e.plan_hash);
+int resolve_threads(const Experiment& e, const RunOptions& opt) {
+  const int threads = opt.threads > 0 ? opt.threads : e.threads > 0 ? e.threads : static_cast<int>(std::thread::hardware_concurrency());
+  return std::max(1, threads);
 }
 
-RunSummary run_experiment(const Experiment& e, const RunOptions& opt) {
-  h5::quiet();
-  const auto t_start = std::chrono::steady_clock::now();
-  const std::string started = utc_now();
-  int threads = opt.threads > 0 ? opt.threads : e.threads > 0 ? e.threads : static_cast<int>(std::thread::hardware_concurrency());
-  threads = std::max(1, threads);
+std::size_t count_failed(const std::map<int, CellResult>& done) {
+  std::size_t n = 0;
+  for (const auto& [id, r] : done)
+    if (std::get<std::vector<std::string>>(r.row.columns[std::find(r.row.names.begin(), r.row.names.end(), "status") - r.row.names.begin()])[0] != "ok")
+      ++n;
+  return n;
+}
 
+// ---- splitting the plan ----
+
+std::vector<double> cell_costs(const Experiment& e) {
+  std::vector<double> evals(e.solvers.size());
+  for (std::size_t v = 0; v < e.solvers.size(); ++v)
+    evals[v] = make_solver(e.solvers[v].name, e.solvers[v].options)->traits().evals_per_step;
+  std::vector<double> cost;
+  for (const auto& c : e.cells) {
+    const auto& gm = *e.data[c.data].mixture;
+    cost.push_back(double(e.particles) * gm.size() * gm.dim() * c.steps * std::max(1.0, evals[c.solver]));
+  }
+  return cost;
+}
+
+namespace {
+std::string reference_key(const Cell& c) { return fmt::format("{}|{}|{}|{}|{}", c.data, c.schedule, c.grid, c.steps, c.seed); }
+}  // namespace
+
+std::vector<std::vector<int>> reference_groups(const Experiment& e, const std::vector<int>& cells) {
+  const auto cost = cell_costs(e);
+  std::map<std::string, std::size_t> index;
+  std::vector<std::vector<int>> groups;
+  std::vector<double> gcost;
+  for (int id : cells) {
+    const Cell& c = e.cells[id];
+    const auto [it, fresh] = index.emplace(reference_key(c), groups.size());
+    if (fresh) {
+      groups.emplace_back();
+      // the reference path itself: an adaptive high-accuracy solve on the same grid, counted as a
+      // 4-evaluation-per-step solver
+      const auto& gm = *e.data[c.data].mixture;
+      gcost.push_back(double(e.particles) * gm.size() * gm.dim() * c.steps * 4);
+    }
+    groups[it->second].push_back(id);
+    gcost[it->second] += cost[id];
+  }
+  std::vector<std::size_t> order(groups.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::stable_sort(order.begin(), order.end(), [&](auto a, auto b) { return gcost[a] > gcost[b]; });
+  std::vector<std::vector<int>> out;
+  for (auto i : order) out.push_back(std::move(groups[i]));
+  return out;
+}
+
+std::vector<int> shard_owners(const Experiment& e, int n) {
+  // Longest processing time first: each item (a reference group, or a single cell when there are
+  // fewer groups than shards) goes to the least-loaded shard, ties to the lowest index.
+  std::vector<int> all(e.cells.size());
+  for (std::size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int>(i);
+  auto items = reference_groups(e, all);
+  const auto cost = cell_costs(e);
+  if (items.size() < std::size_t(n)) {
+    items.clear();
+    std::vector<int> order = all;
+    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return cost[a] > cost[b]; });
+    for (int id : order) items.push_back({id});
+  }
+  std::vector<double> load(n, 0.0);
+  std::vector<int> owner(e.cells.size(), -1);
+  for (const auto& item : items) {
+    const int s = static_cast<int>(std::min_element(load.begin(), load.end()) - load.begin());
+    for (int id : item) {
+      owner[id] = s;
+      load[s] += cost[id];
+    }
+  }
+  return owner;
+}
+
+Assigner::Assigner(const Experiment& e, const std::vector<int>& todo)
+    : groups_(reference_groups(e, todo)), pos_(groups_.size(), 0), left_(todo.size()) {}
+
+int Assigner::take(int who) {
+  if (left_ == 0) return -1;
+  auto& mine = started_[who];
+  auto give = [&](std::size_t g) {
+    --left_;
+    return groups_[g][pos_[g]++];
+  };
+  for (auto it = mine.rbegin(); it != mine.rend(); ++it)
+    if (pos_[*it] < groups_[*it].size()) return give(*it);
+  while (next_group_ < groups_.size() && pos_[next_group_] > 0) ++next_group_;  // started by someone
+  std::size_t g = next_group_;
+  if (g == groups_.size()) {  // every group started: help the one with the most cells left
+    std::size_t best = 0;
+    for (std::size_t i = 0; i < groups_.size(); ++i)
+      if (groups_[i].size() - pos_[i] > best) {
+        best = groups_[i].size() - pos_[i];
+        g = i;
+      }
+  }
+  mine.push_back(g);
+  return give(g);
+}
+
+// ---- worker threads ----
+
+WorkerPool::WorkerPool(const Experiment& e, int threads, std::function<int()> next, std::function<void(int, CellResult&&)> finished)
+    : e_(e), next_(std::move(next)), finished_(std::move(finished)), refs_(new_reference_cache()) {
+  for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { work(); });
+}
+
+WorkerPool::~WorkerPool() { join(); }
+
+void WorkerPool::join() {
+  for (auto& t : threads_)
+    if (t.joinable()) t.join();
+}
+
+bool WorkerPool::failed() const {
+  std::lock_guard<std::mutex> lock(m_);
+  return error_ != nullptr;
+}
+
+std::exception_ptr WorkerPool::error() const {
+  std::lock_guard<std::mutex> lock(m_);
+  return error_;
+}
+
+void WorkerPool::work() {
+  for (;;) {
+    if (failed()) return;
+    try {
+      const int id = next_();
+      if (id < 0) return;
+      const Cell& c = e_.cells[id];
+      CellResult r = compute_cell(e_, c, *refs_);
+      write_cell(e_, c, r);  // durable before anyone is told
+      finished_(id, std::move(r));
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(m_);
+      if (!error_) error_ = std::current_exception();
+      return;
+    }
+  }
+}
+
+// ---- before the first cell ----
+
+std::vector<int> scope_of(const Experiment& e, const RunOptions& opt) {
+  if (opt.shards > 0) return shard_cells(e, opt.shard, opt.shards);
+  std::vector<int> all(e.cells.size());
+  for (std::size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int>(i);
+  return all;
+}
+
+Prepared prepare(const Experiment& e, const std::vector<int>& scope) {
+  h5::quiet();
+  Prepared p;
+  p.started = utc_now();
   // Refuse to mix with an output file from another experiment.
   if (fs::exists(e.output)) {
     std::lock_guard<std::mutex> lock(g_h5);
@@ -391,14 +567,14 @@ RunSummary run_experiment(const Experiment& e, const RunOptions& opt) {
                                    "Choose another output (--output), or delete it to start over",
                                    e.output, hash.empty() ? "something else" : "another experiment", hash.empty() ? "none" : hash, e.plan_hash));
   }
-  const Extras extras = compute_extras(e);  // before anything is written: it may still refuse the input
+  p.extras = compute_extras(e);  // before anything is written: it may still refuse the input
   {
     const auto parent = fs::path(e.output).parent_path();
     std::error_code ec;
     if (!parent.empty()) fs::create_directories(parent, ec);
-    fs::create_directories(shard_dir(e), ec);
-    if (ec || access(shard_dir(e).c_str(), W_OK) != 0)
-      throw InputError(fmt::format("{}: cannot create the output directory (not writable?)", shard_dir(e)));
+    fs::create_directories(cells_dir(e), ec);
+    if (ec || access(cells_dir(e).c_str(), W_OK) != 0)
+      throw InputError(fmt::format("{}: cannot create the output directory (not writable?)", cells_dir(e)));
   }
   {  // a main file half-written when a run died
     const auto out = fs::path(e.output);
@@ -408,19 +584,59 @@ RunSummary run_experiment(const Experiment& e, const RunOptions& opt) {
       if (ent.path().filename().string().rfind(out.filename().string() + ".partial-", 0) == 0 && stale_partial(ent.path()))
         fs::remove(ent.path(), ec);
   }
-  std::map<int, CellResult> done = load_shards(e);
-  RunSummary sum;
-  sum.cells = e.cells.size();
-  sum.resumed = done.size();
-  std::vector<int> todo;
-  for (const auto& c : e.cells)
-    if (!done.count(c.id)) todo.push_back(c.id);
-  write_main(e, done, todo.empty(), started, threads, extras);  // the file opens from the start
+  std::vector<char> in_scope(e.cells.size(), 0);
+  for (int id : scope) in_scope[id] = 1;
+  p.done = load_cells(e, in_scope);
+  for (int id : scope)
+    if (!p.done.count(id)) p.todo.push_back(id);
+  return p;
+}
 
-  ReferenceCache refs;
-  std::atomic<std::size_t> next{0};
-  std::mutex m;  // guards done, progress, errors
-  std::exception_ptr error;
+}  // namespace flowgauge::detail
+
+namespace flowgauge {
+using namespace detail;
+
+std::string shard_output(const std::string& output, int shard, int shards) {
+  const std::string stem = output.size() > 3 && output.ends_with(".h5") ? output.substr(0, output.size() - 3) : output;
+  return fmt::format("{}.shard-{}-of-{}.h5", stem, shard, shards);
+}
+
+std::vector<int> shard_cells(const Experiment& e, int shard, int shards) {
+  const auto owner = shard_owners(e, shards);
+  std::vector<int> out;
+  for (std::size_t i = 0; i < owner.size(); ++i)
+    if (owner[i] == shard) out.push_back(static_cast<int>(i));
+  return out;
+}
+
+void print_plan(const Experiment& e) {
+  fmt::print("experiment {} ({}): {} cells ({} before exclude/only), {} particles each -> {}\n", e.name, e.file, e.cells.size(),
+             e.cells_before_filters, e.particles, e.output);
+  fmt::print("  data      : {}\n", [&] { std::vector<std::string> v; for (auto& d : e.data) v.push_back(fmt::format("{} (d={}, K={})", d.name, d.mixture->dim(), d.mixture->size())); return fmt::format("{}", fmt::join(v, ", ")); }());
+  fmt::print("  schedules : {}\n", [&] { std::vector<std::string> v; for (auto& s : e.schedules) v.push_back(s.schedule->describe()); return fmt::format("{}", fmt::join(v, ", ")); }());
+  fmt::print("  solvers   : {}\n", [&] { std::vector<std::string> v; for (auto& s : e.solvers) v.push_back(s.label); return fmt::format("{}", fmt::join(v, ", ")); }());
+  fmt::print("  grids     : {}\n", [&] { std::vector<std::string> v; for (auto& g : e.grids) v.push_back(g.label); return fmt::format("{}", fmt::join(v, ", ")); }());
+  fmt::print("  steps     : {}\n  seeds     : {}\n  metrics   : {}\n  plan hash : {:016x}\n", fmt::join(e.steps, ", "),
+             fmt::join(e.seeds, ", "), fmt::join(e.metrics, ", "), e.plan_hash);
+}
+
+RunSummary run_experiment(const Experiment& e, const RunOptions& opt) {
+  const auto t_start = std::chrono::steady_clock::now();
+  const auto scope = scope_of(e, opt);
+  Prepared p = prepare(e, scope);
+  std::map<int, CellResult>& done = p.done;
+  MainInfo info{.complete = p.todo.empty(), .started = p.started, .threads = resolve_threads(e, opt), .command = run_command(e),
+                .shard = opt.shard, .shards = opt.shards, .scope = scope.size()};
+  const int threads = info.threads;
+  RunSummary sum;
+  sum.cells = scope.size();
+  sum.resumed = done.size();
+  write_main(e, done, info, *p.extras);  // the file opens from the start
+  info.complete = false;
+
+  Assigner assigner(e, p.todo);
+  std::mutex m;  // guards assigner, done, progress
   auto last_rebuild = std::chrono::steady_clock::now();
   auto last_print = std::chrono::steady_clock::time_point{};
   const bool tty = isatty(STDERR_FILENO);
@@ -428,59 +644,200 @@ RunSummary run_experiment(const Experiment& e, const RunOptions& opt) {
   auto progress = [&](bool final) {
     if (opt.quiet) return;
     const double el = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
-    const double eta = computed ? el / computed * (todo.size() - computed) : 0;
-    const auto line = fmt::format("flowgauge run: {}/{} cells ({} resumed), elapsed {}, ETA {}", done.size(), e.cells.size(),
+    const double eta = computed ? el / computed * (p.todo.size() - computed) : 0;
+    const auto line = fmt::format("flowgauge run: {}/{} cells ({} resumed), elapsed {}, ETA {}", done.size(), scope.size(),
                                   sum.resumed, hms(el), hms(eta));
     if (tty) fmt::print(stderr, "\r{}{}", line, final ? "\n" : "");
     else fmt::print(stderr, "{}\n", line);
   };
-  auto worker = [&] {
-    for (;;) {
-      const std::size_t k = next.fetch_add(1);
-      if (k >= todo.size()) return;
-      {
+  WorkerPool pool(
+      e, threads,
+      [&] {
         std::lock_guard<std::mutex> lock(m);
-        if (error) return;
-      }
-      try {
-        const Cell& c = e.cells[todo[k]];
-        CellResult r = compute_cell(e, c, refs);
-        write_shard(e, c, r);  // durable before moving on
+        return assigner.take(0);
+      },
+      [&](int id, CellResult&& r) {
         std::lock_guard<std::mutex> lock(m);
-        done.emplace(c.id, std::move(r));
+        done.emplace(id, std::move(r));
         ++computed;
         const auto now = std::chrono::steady_clock::now();
         if (std::chrono::duration<double>(now - last_rebuild).count() >= opt.rebuild_seconds) {
-          write_main(e, done, false, started, threads, extras);
+          write_main(e, done, info, *p.extras);
           last_rebuild = now;
         }
         if (tty || std::chrono::duration<double>(now - last_print).count() >= 1.0) {
           progress(false);
           last_print = now;
         }
-      } catch (...) {
-        std::lock_guard<std::mutex> lock(m);
-        if (!error) error = std::current_exception();
-        return;
-      }
-    }
-  };
-  std::vector<std::thread> pool;
-  for (int i = 1; i < threads; ++i) pool.emplace_back(worker);
-  worker();
-  for (auto& t : pool) t.join();
-  if (error) {
-    write_main(e, done, false, started, threads, extras);
+      });
+  pool.join();
+  if (const auto error = pool.error()) {
+    write_main(e, done, info, *p.extras);
     std::rethrow_exception(error);
   }
-  write_main(e, done, true, started, threads, extras);
+  info.complete = true;
+  write_main(e, done, info, *p.extras);
   progress(true);
   sum.computed = computed;
-  for (const auto& [id, r] : done)
-    if (std::get<std::vector<std::string>>(r.row.columns[std::find(r.row.names.begin(), r.row.names.end(), "status") - r.row.names.begin()])[0] != "ok")
-      ++sum.failed;
+  sum.failed = count_failed(done);
   sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
   return sum;
+}
+
+// ---- merge ----
+
+namespace {
+// "3-7, 9, 12" (at most `limit` items, then "... (N in all)")
+std::string id_list(const std::vector<int>& ids, std::size_t limit = 20) {
+  std::vector<std::string> parts;
+  for (std::size_t i = 0; i < ids.size();) {
+    std::size_t j = i;
+    while (j + 1 < ids.size() && ids[j + 1] == ids[j] + 1) ++j;
+    parts.push_back(j == i ? fmt::format("{}", ids[i]) : fmt::format("{}-{}", ids[i], ids[j]));
+    i = j + 1;
+    if (parts.size() == limit && i < ids.size()) {
+      parts.push_back(fmt::format("... ({} in all)", ids.size()));
+      break;
+    }
+  }
+  return fmt::format("{}", fmt::join(parts, ", "));
+}
+
+struct MergeInput {
+  std::string path, hash, experiment_file, shard;
+  int shard_index = -1, shard_count = 0;
+  std::map<int, CellResult> cells;
+};
+
+MergeInput read_merge_input(const std::string& path) {
+  std::lock_guard<std::mutex> lock(g_h5);
+  MergeInput in;
+  in.path = path;
+  if (fs::is_directory(path))
+    throw InputError(fmt::format("{}: is a directory (a run's finished cells): give the run files (*.h5)", path));
+  auto f = h5::open_file(path);
+  if (H5Aexists(f.get(), "plan_hash") <= 0 || !h5::has_dataset(f.get(), "cells/cell_id"))
+    throw InputError(fmt::format("{}: not a flowgauge run file (no plan_hash or cells)", path));
+  in.hash = h5::read_string_attr(f.get(), "plan_hash");
+  in.experiment_file = h5::read_string_attr(f.get(), "experiment_file");
+  if (H5Aexists(f.get(), "shard") > 0) {
+    in.shard = h5::read_string_attr(f.get(), "shard");
+    std::sscanf(in.shard.c_str(), "%d/%d", &in.shard_index, &in.shard_count);
+  }
+  const Table cells = read_table(f.get(), "cells");
+  const auto& ids = std::get<std::vector<long long>>(cells.columns[std::find(cells.names.begin(), cells.names.end(), "cell_id") - cells.names.begin()]);
+  for (std::size_t r = 0; r < ids.size(); ++r) {
+    CellResult c;
+    c.row = select_row(cells, r);
+    const std::string g = fmt::format("cell_arrays/{:06d}", ids[r]);
+    h5::Handle grp(H5Gopen2(f.get(), g.c_str(), H5P_DEFAULT), H5Gclose);
+    if (!grp) throw InputError(fmt::format("{}: cell {} has no {}", path, ids[r], g));
+    H5G_info_t info;
+    H5Gget_info(grp.get(), &info);
+    for (hsize_t i = 0; i < info.nlinks; ++i) {
+      char nm[256];
+      H5Lget_name_by_idx(grp.get(), ".", H5_INDEX_NAME, H5_ITER_INC, i, nm, sizeof nm, H5P_DEFAULT);
+      c.arrays.emplace_back(nm, h5::read_vector(grp.get(), nm, path));
+    }
+    if (!in.cells.emplace(static_cast<int>(ids[r]), std::move(c)).second)
+      throw InputError(fmt::format("{}: cell {} appears twice", path, ids[r]));
+  }
+  return in;
+}
+}  // namespace
+
+MergeSummary merge_runs(const std::string& output, const std::vector<std::string>& paths, const std::string& experiment) {
+  h5::quiet();
+  if (paths.empty()) throw InputError("merge: no input files");
+  std::vector<MergeInput> ins;
+  for (const auto& p : paths) {
+    std::error_code ec;
+    if (fs::exists(output) && fs::equivalent(output, p, ec))
+      throw InputError(fmt::format("merge: the output {} is also an input", output));
+    ins.push_back(read_merge_input(p));
+  }
+  // The experiment: given, or the one the first input was run from.
+  const std::string file = experiment.empty() ? ins.front().experiment_file : experiment;
+  Experiment e;
+  try {
+    e = load_experiment(file);
+  } catch (const InputError& err) {
+    throw InputError(fmt::format("merge: cannot load the experiment {} (recorded in {}; give another with --experiment): {}", file,
+                                 ins.front().path, err.what()));
+  }
+  const std::string hash = fmt::format("{:016x}", e.plan_hash);
+  std::vector<std::string> problems;
+  // Same experiment: every input's plan hash is the experiment's.
+  if (std::all_of(ins.begin(), ins.end(), [&](const auto& in) { return in.hash != hash; }) &&
+      std::all_of(ins.begin(), ins.end(), [&](const auto& in) { return in.hash == ins.front().hash; }))
+    problems.push_back(fmt::format("the inputs hold plan {} but {} now describes plan {}: the experiment changed since they ran "
+                                   "(give the file they ran from with --experiment)",
+                                   ins.front().hash, file, hash));
+  else
+    for (const auto& in : ins)
+      if (in.hash != hash)
+        problems.push_back(fmt::format("{}: from another experiment (plan {}, not {}'s plan {})", in.path, in.hash, file, hash));
+  if (problems.empty()) {
+    // Every cell exactly once.
+    std::map<int, std::vector<std::string>> where;
+    for (const auto& in : ins)
+      for (const auto& [id, r] : in.cells) {
+        if (id < 0 || id >= int(e.cells.size())) problems.push_back(fmt::format("{}: cell {} is not in the plan", in.path, id));
+        where[id].push_back(in.path);
+      }
+    for (const auto& [id, files] : where)
+      if (files.size() > 1) problems.push_back(fmt::format("cell {} is duplicated: in {}", id, fmt::join(files, " and ")));
+    std::vector<int> missing;
+    for (int id = 0; id < int(e.cells.size()); ++id)
+      if (!where.count(id)) missing.push_back(id);
+    if (!missing.empty()) {
+      // Name them by shard where the inputs are shards of one split.
+      const int n = ins.front().shard_count;
+      const bool shards = n > 0 && std::all_of(ins.begin(), ins.end(), [&](const auto& in) { return in.shard_count == n; });
+      if (shards) {
+        const auto owner = shard_owners(e, n);
+        std::map<int, std::vector<int>> by_shard;
+        for (int id : missing) by_shard[owner[id]].push_back(id);
+        for (const auto& [s, ids] : by_shard) {
+          const auto given = std::find_if(ins.begin(), ins.end(), [&](const auto& in) { return in.shard_index == s; });
+          if (given == ins.end())
+            problems.push_back(fmt::format("shard {}/{} is missing (cells {}): expected {}", s, n, id_list(ids),
+                                           shard_output(e.output, s, n)));
+          else
+            problems.push_back(fmt::format("{}: shard {}/{} is incomplete (cells {} missing): rerun that shard", given->path, s, n,
+                                           id_list(ids)));
+        }
+      } else {
+        problems.push_back(fmt::format("cells {} are missing from every input", id_list(missing)));
+      }
+    }
+  }
+  if (fs::exists(output)) {
+    std::string h;
+    try {
+      std::lock_guard<std::mutex> lock(g_h5);
+      auto f = h5::open_file(output);
+      h = h5::read_string_attr(f.get(), "plan_hash");
+    } catch (const InputError&) {
+    }
+    if (h != hash)
+      problems.push_back(fmt::format("{}: exists and is not a run file of this experiment: choose another output, or delete it", output));
+  }
+  if (!problems.empty())
+    throw InputError(fmt::format("merge refused, nothing written:\n  {}", fmt::join(problems, "\n  ")));
+
+  std::map<int, CellResult> done;
+  for (auto& in : ins)
+    for (auto& [id, r] : in.cells) done.emplace(id, std::move(r));
+  const auto parent = fs::path(output).parent_path();
+  std::error_code ec;
+  if (!parent.empty()) fs::create_directories(parent, ec);
+  e.output = output;
+  const auto extras = compute_extras(e);
+  write_main(e, done, {.complete = true, .started = utc_now(), .threads = 1, .command = run_command(e), .shard = -1, .shards = 0,
+                       .scope = e.cells.size()},
+             *extras);
+  return {done.size(), ins.size()};
 }
 
 }  // namespace flowgauge

@@ -99,4 +99,12 @@ void append_rows(Table& dst, const Table& src) {
   }
 }
 
+Table select_row(const Table& t, std::size_t r) {
+  Table out;
+  for (std::size_t i = 0; i < t.names.size(); ++i)
+    std::visit([&](const auto& v) { out.col<typename std::decay_t<decltype(v)>::value_type>(t.names[i]).push_back(v.at(r)); },
+               t.columns[i]);
+  return out;
+}
+
 }  // namespace flowgauge

@@ -1,0 +1,549 @@
+// Scaling a study out (README "Clusters"), end to end with the real binary: static shards of a job
+// array (--shard i/n, SLURM's array variables) merged by `flowgauge merge` into the file a single
+// process writes; merge refusing a missing shard, a shard of another experiment and duplicated
+// cells; a shard resuming after kill -9. With -DFLOWGAUGE_MPI=ON, also the real mpirun: 3 ranks give
+// bitwise the single process's results, and a rank killed with -9 loses nothing once rerun.
+#include <gtest/gtest.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "experiments/config.hpp"
+#include "results/h5.hpp"
+#include "results/table.hpp"
+
+namespace fs = std::filesystem;
+using namespace flowgauge;
+
+namespace {
+
+const std::string kBinary = std::string(FLOWGAUGE_BINARY_DIR) + "/flowgauge";
+
+struct Run {
+  int status;
+  std::string output;
+};
+
+Run sh(const std::string& cmd) {
+  std::array<char, 4096> buf{};
+  std::string out;
+  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
+  while (fgets(buf.data(), buf.size(), p)) out += buf.data();
+  const int rc = pclose(p);
+  return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, out};
+}
+// `env` is prefixed to the command line (VAR=value ...).
+Run run(const std::string& args, const std::string& env = "") { return sh(env + " " + kBinary + " " + args); }
+
+std::string replace_all(std::string s, const std::string& from, const std::string& to) {
+  for (auto pos = s.find(from); pos != std::string::npos; pos = s.find(from, pos + to.size())) s.replace(pos, from.size(), to);
+  return s;
+}
+
+std::uint64_t bits(double x) {
+  std::uint64_t b;
+  std::memcpy(&b, &x, sizeof b);
+  return b;
+}
+
+std::vector<std::string> members(hid_t loc, const std::string& group) {
+  h5::Handle g(H5Gopen2(loc, group.c_str(), H5P_DEFAULT), H5Gclose);
+  std::vector<std::string> out;
+  if (!g) return out;
+  H5G_info_t info;
+  H5Gget_info(g.get(), &info);
+  for (hsize_t i = 0; i < info.nlinks; ++i) {
+    char nm[512];
+    H5Lget_name_by_idx(g.get(), ".", H5_INDEX_NAME, H5_ITER_INC, i, nm, sizeof nm, H5P_DEFAULT);
+    out.emplace_back(nm);
+  }
+  return out;
+}
+
+std::vector<std::string> attr_names(hid_t loc) {
+  std::vector<std::string> out;
+  H5O_info_t info;
+  H5Oget_info(loc, &info);
+  for (hsize_t i = 0; i < info.num_attrs; ++i) {
+    char nm[512];
+    H5Aget_name_by_idx(loc, ".", H5_INDEX_NAME, H5_ITER_INC, i, nm, sizeof nm, H5P_DEFAULT);
+    out.emplace_back(nm);
+  }
+  return out;
+}
+
+std::string attr_text(hid_t loc, const std::string& name) {
+  h5::Handle a(H5Aopen(loc, name.c_str(), H5P_DEFAULT), H5Aclose);
+  h5::Handle t(H5Aget_type(a.get()), H5Tclose);
+  if (H5Tget_class(t.get()) == H5T_INTEGER) {
+    long long v = 0;
+    H5Aread(a.get(), H5T_NATIVE_LLONG, &v);
+    return std::to_string(v);
+  }
+  return h5::read_string_attr(loc, name);
+}
+
+// Everything a run file holds, as comparable text: every dataset's values (doubles bitwise), every
+// root attribute, except what is allowed to differ between runs of the same plan.
+struct Contents {
+  std::map<std::string, std::string> attrs;
+  std::map<std::string, std::vector<std::uint64_t>> data;  // path -> values (bits of doubles, or ints)
+  std::map<std::string, std::vector<std::string>> text;     // path -> strings
+};
+
+void collect(hid_t f, const std::string& path, Contents& c, const std::set<std::string>& skip) {
+  for (const auto& m : members(f, path)) {
+    const std::string p = path == "/" ? "/" + m : path + "/" + m;
+    if (skip.count(p)) continue;
+    H5O_info_t info;
+    H5Oget_info_by_name(f, p.c_str(), &info, H5P_DEFAULT);
+    if (info.type == H5O_TYPE_GROUP) {
+      collect(f, p, c, skip);
+      continue;
+    }
+    h5::Handle d(H5Dopen2(f, p.c_str(), H5P_DEFAULT), H5Dclose);
+    h5::Handle t(H5Dget_type(d.get()), H5Tclose);
+    h5::Handle s(H5Dget_space(d.get()), H5Sclose);
+    const auto n = static_cast<std::size_t>(H5Sget_simple_extent_npoints(s.get()));
+    const auto cls = H5Tget_class(t.get());
+    if (cls == H5T_FLOAT) {
+      std::vector<double> v(n);
+      if (n) H5Dread(d.get(), H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data());
+      for (double x : v) c.data[p].push_back(bits(x));
+    } else if (cls == H5T_INTEGER) {
+      std::vector<long long> v(n);
+      if (n) H5Dread(d.get(), H5T_NATIVE_LLONG, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data());
+      for (auto x : v) c.data[p].push_back(static_cast<std::uint64_t>(x));
+    } else {
+      const std::size_t w = H5Tget_size(t.get());
+      std::vector<char> buf(n * w + 1, '\0');
+      if (n) H5Dread(d.get(), t.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data());
+      for (std::size_t r = 0; r < n; ++r) c.text[p].emplace_back(buf.data() + r * w, strnlen(buf.data() + r * w, w));
+    }
+  }
+}
+
+// What may differ between two files of one plan: the time a cell took, and where and when it ran.
+const std::set<std::string> kVolatileAttrs = {"host", "threads", "start_time", "end_time", "command_line"};
+
+Contents contents(const std::string& file, const std::set<std::string>& skip_attrs = kVolatileAttrs) {
+  auto f = h5::open_file(file);
+  Contents c;
+  for (const auto& a : attr_names(f.get()))
+    if (!skip_attrs.count(a)) c.attrs[a] = attr_text(f.get(), a);
+  collect(f.get(), "/", c, {"/cells/wall_seconds"});
+  return c;
+}
+
+void expect_same_contents(const std::string& a, const std::string& b) {
+  const Contents x = contents(a), y = contents(b);
+  EXPECT_EQ(x.attrs, y.attrs);
+  ASSERT_FALSE(x.data.empty());
+  EXPECT_EQ(x.text, y.text);
+  std::set<std::string> keys;
+  for (const auto& [k, v] : x.data) keys.insert(k);
+  for (const auto& [k, v] : y.data) keys.insert(k);
+  for (const auto& k : keys) EXPECT_TRUE(x.data.count(k) && y.data.count(k) && x.data.at(k) == y.data.at(k)) << k << " differs";
+  // and the documented parts are there
+  EXPECT_TRUE(x.data.count("/cells/error_rms") && x.data.count("/orders/fitted_order") && x.data.count("/density/g/logp"));
+}
+
+std::vector<long long> cell_ids(const std::string& file) {
+  auto f = h5::open_file(file);
+  const Table t = read_table(f.get(), "cells");
+  return std::get<std::vector<long long>>(t.columns[std::find(t.names.begin(), t.names.end(), "cell_id") - t.names.begin()]);
+}
+
+std::size_t finished_cells(const std::string& dir) {
+  std::size_t n = 0;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec)) {
+    const auto name = e.path().filename().string();
+    if (name.rfind("cell_", 0) == 0 && e.path().extension() == ".h5" && name.find(".partial-") == std::string::npos) ++n;
+  }
+  return n;
+}
+
+pid_t spawn(const std::vector<std::string>& argv_in, const std::string& log) {
+  std::vector<char*> argv;
+  for (const auto& a : argv_in) argv.push_back(const_cast<char*>(a.c_str()));
+  argv.push_back(nullptr);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    setpgid(0, 0);
+    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    execvp(argv[0], argv.data());
+    _exit(127);
+  }
+  return pid;
+}
+
+std::vector<long long> iota(std::size_t n) {
+  std::vector<long long> v(n);
+  for (std::size_t i = 0; i < n; ++i) v[i] = static_cast<long long>(i);
+  return v;
+}
+
+// 2 solvers x 3 step counts x 2 seeds, with the distribution metric and a 2-D density lattice.
+const char* kSmall = R"TOML(name = "small"
+output = "{DIR}/s.h5"
+particles = 48
+steps = [4, 8, 16]
+seeds = [3, 4]
+metrics = ["error", "distribution"]
+
+[data]
+g = { preset = "gmm8-2d" }
+
+[schedules]
+vp = { name = "vp-linear" }
+
+[[grids]]
+kind = "logsnr"
+
+[[solvers]]
+name = ["euler", "heun"]
+)TOML";
+
+// Slow enough to be killed between cells, small enough to finish in seconds (as tests/test_runner).
+const char* kSlow = R"TOML(name = "slow"
+output = "{DIR}/k.h5"
+particles = 400
+steps = [16, 32, 64]
+seeds = [0, 1]
+
+[data]
+g = { preset = "gmm8-2d" }
+
+[schedules]
+vp = { name = "vp-linear" }
+
+[[grids]]
+kind = "logsnr"
+
+[[solvers]]
+name = ["euler", "heun", "dpmpp_2m"]
+)TOML";
+
+class Scaleout : public ::testing::Test {
+ protected:
+  fs::path dir;
+  void SetUp() override {
+    dir = fs::temp_directory_path() /
+          ("flowgauge_scaleout_" + std::to_string(::getpid()) + "_" + ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    fs::remove_all(dir);
+    fs::create_directories(dir);
+  }
+  void TearDown() override { fs::remove_all(dir); }
+  std::string path(const std::string& name) const { return (dir / name).string(); }
+  std::string write(const std::string& name, const std::string& text) const {
+    std::ofstream(dir / name) << replace_all(text, "{DIR}", dir.string());
+    return path(name);
+  }
+  std::vector<std::string> partials() const {
+    std::vector<std::string> out;
+    for (const auto& e : fs::recursive_directory_iterator(dir))
+      if (e.path().string().find(".partial-") != std::string::npos) out.push_back(e.path().string());
+    return out;
+  }
+  // The single-process reference run of `file` into one.h5.
+  void single(const std::string& file) {
+    const auto r = run("run " + file + " --output " + path("one.h5") + " --threads 1 --quiet");
+    ASSERT_EQ(r.status, 0) << r.output;
+  }
+  void shards(const std::string& file, int n) {
+    for (int i = 0; i < n; ++i) {
+      const auto r = run(fmt::format("run {} --shard {}/{} --threads 1 --quiet", file, i, n));
+      ASSERT_EQ(r.status, 0) << r.output;
+    }
+  }
+  std::string shard_file(int i, int n, const std::string& stem = "s") const { return path(fmt::format("{}.shard-{}-of-{}.h5", stem, i, n)); }
+};
+
+// ---- job arrays: shards and merge ----
+
+TEST_F(Scaleout, ShardsPartitionThePlanAndMergeToTheSingleProcessFile) {
+  const auto file = write("s.toml", kSmall);
+  const std::size_t n = load_experiment(file).cells.size();
+  ASSERT_EQ(n, 12u);
+  single(file);
+  shards(file, 3);
+  std::vector<long long> all;
+  for (int i = 0; i < 3; ++i) {
+    const auto ids = cell_ids(shard_file(i, 3));
+    EXPECT_FALSE(ids.empty()) << "shard " << i << " got no cell";
+    all.insert(all.end(), ids.begin(), ids.end());
+    auto f = h5::open_file(shard_file(i, 3));
+    EXPECT_EQ(h5::read_string_attr(f.get(), "shard"), fmt::format("{}/3", i));
+    EXPECT_EQ(h5::read_string_attr(f.get(), "status"), "complete");
+  }
+  std::sort(all.begin(), all.end());
+  EXPECT_EQ(all, iota(n));  // every cell in exactly one shard
+  const auto r = run(fmt::format("merge {} {} {} {}", path("merged.h5"), shard_file(2, 3), shard_file(0, 3), shard_file(1, 3)));
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(cell_ids(path("merged.h5")), iota(n));
+  expect_same_contents(path("one.h5"), path("merged.h5"));
+  EXPECT_TRUE(partials().empty());
+}
+
+TEST_F(Scaleout, TheSplitIsAFunctionOfThePlanOnly) {
+  // the same shard twice (another output) holds the same cells: array tasks on different nodes agree
+  const auto file = write("s.toml", kSmall);
+  auto r = run("run " + file + " --shard 1/4 --quiet");
+  ASSERT_EQ(r.status, 0) << r.output;
+  r = run("run " + file + " --shard 1/4 --quiet --output " + path("again.h5"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_EQ(cell_ids(shard_file(1, 4)), cell_ids(path("again.shard-1-of-4.h5")));
+}
+
+TEST_F(Scaleout, SlurmArrayVariablesChooseTheShard) {
+  const auto file = write("s.toml", kSmall);
+  // --array=2-4: the task with ID 3 is shard 1 of 3
+  auto r = run("run " + file + " --quiet",
+               "SLURM_ARRAY_TASK_ID=3 SLURM_ARRAY_TASK_MIN=2 SLURM_ARRAY_TASK_MAX=4 SLURM_ARRAY_TASK_COUNT=3");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(fs::exists(shard_file(1, 3))) << r.output;
+  EXPECT_FALSE(fs::exists(path("s.h5")));
+  // --array=1-7:2 (1, 3, 5, 7): ID 5 is shard 2 of 4
+  r = run("run " + file + " --quiet",
+          "SLURM_ARRAY_TASK_ID=5 SLURM_ARRAY_TASK_MIN=1 SLURM_ARRAY_TASK_MAX=7 SLURM_ARRAY_TASK_STEP=2 SLURM_ARRAY_TASK_COUNT=4");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(fs::exists(shard_file(2, 4))) << r.output;
+  // --shard wins over the environment
+  r = run("run " + file + " --quiet --shard 0/2", "SLURM_ARRAY_TASK_ID=1 SLURM_ARRAY_TASK_COUNT=2");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_TRUE(fs::exists(shard_file(0, 2)));
+  EXPECT_FALSE(fs::exists(shard_file(1, 2)));
+  // --array=1,2,9: not a range, so no shard index can be told from the variables
+  r = run("run " + file + " --quiet", "SLURM_ARRAY_TASK_ID=9 SLURM_ARRAY_TASK_MIN=1 SLURM_ARRAY_TASK_MAX=9 SLURM_ARRAY_TASK_COUNT=3");
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_NE(r.output.find("--shard i/n"), std::string::npos) << r.output;
+  r = run("run " + file + " --quiet --shard 3/3");
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_NE(r.output.find("0 <= i < n"), std::string::npos) << r.output;
+}
+
+TEST_F(Scaleout, MergeRefusesAMissingShardAndNamesIt) {
+  const auto file = write("s.toml", kSmall);
+  shards(file, 3);
+  const auto missing = cell_ids(shard_file(1, 3));
+  const auto r = run(fmt::format("merge {} {} {}", path("merged.h5"), shard_file(0, 3), shard_file(2, 3)));
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_NE(r.output.find("shard 1/3 is missing"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(shard_file(1, 3)), std::string::npos) << r.output;  // the file to produce
+  EXPECT_NE(r.output.find(fmt::format("{}", missing.front())), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(path("merged.h5")));
+  EXPECT_TRUE(partials().empty());
+}
+
+TEST_F(Scaleout, MergeRefusesAShardOfAnotherExperiment) {
+  const auto file = write("s.toml", kSmall);
+  const auto other = write("o.toml", replace_all(replace_all(kSmall, "particles = 48", "particles = 40"), "s.h5", "o.h5"));
+  shards(file, 3);
+  auto r = run("run " + other + " --shard 1/3 --quiet");
+  ASSERT_EQ(r.status, 0) << r.output;
+  r = run(fmt::format("merge {} {} {} {}", path("merged.h5"), shard_file(0, 3), shard_file(1, 3, "o"), shard_file(2, 3)));
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_NE(r.output.find(shard_file(1, 3, "o") + ": from another experiment"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(path("merged.h5")));
+}
+
+TEST_F(Scaleout, MergeRefusesDuplicatedCells) {
+  const auto file = write("s.toml", kSmall);
+  shards(file, 3);
+  fs::copy_file(shard_file(0, 3), path("copy.h5"));
+  const auto dup = cell_ids(shard_file(0, 3)).front();
+  const auto r = run(fmt::format("merge {} {} {} {} {}", path("merged.h5"), shard_file(0, 3), shard_file(1, 3), shard_file(2, 3),
+                                 path("copy.h5")));
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_NE(r.output.find(fmt::format("cell {} is duplicated", dup)), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(path("merged.h5")));
+}
+
+TEST_F(Scaleout, AShardKilledWithSignalNineResumes) {
+  const auto file = write("k.toml", kSlow);
+  const std::size_t n = load_experiment(file).cells.size();
+  const std::string cells = path("k.shard-0-of-2.h5.cells");
+  const pid_t pid = spawn({kBinary, "run", file, "--shard", "0/2", "--threads", "1"}, path("k.log"));
+  const auto t0 = std::chrono::steady_clock::now();
+  while (finished_cells(cells) == 0 && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(30))
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  ::kill(pid, SIGKILL);
+  int st = 0;
+  ASSERT_EQ(::waitpid(pid, &st, 0), pid);
+  ASSERT_TRUE(WIFSIGNALED(st)) << "the shard ended before it was killed: make kSlow slower";
+  const std::size_t kept = finished_cells(cells);
+  ASSERT_GE(kept, 1u);
+  auto r = run("run " + file + " --shard 0/2 --threads 1");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find(fmt::format("{} resumed", kept)), std::string::npos) << r.output;
+  r = run("run " + file + " --shard 1/2 --threads 1 --quiet");
+  ASSERT_EQ(r.status, 0) << r.output;
+  r = run(fmt::format("merge {} {} {}", path("merged.h5"), path("k.shard-0-of-2.h5"), path("k.shard-1-of-2.h5")));
+  ASSERT_EQ(r.status, 0) << r.output;
+  single(file);
+  EXPECT_EQ(cell_ids(path("merged.h5")), iota(n));
+  const Contents a = contents(path("one.h5")), b = contents(path("merged.h5"));
+  EXPECT_EQ(a.data, b.data);
+  EXPECT_EQ(a.text, b.text);
+  EXPECT_TRUE(partials().empty());
+}
+
+#ifdef FLOWGAUGE_TEST_MPI
+// ---- MPI: the real launcher ----
+
+std::vector<std::string> mpirun_argv(int ranks) {
+  std::vector<std::string> v{FLOWGAUGE_MPIEXEC, "--oversubscribe", "-np", std::to_string(ranks)};
+  if (::getuid() == 0) v.insert(v.begin() + 1, "--allow-run-as-root");  // CI and containers run as root
+  return v;
+}
+std::string mpirun(int ranks) {
+  std::string s;
+  for (const auto& a : mpirun_argv(ranks)) s += a + " ";
+  return s;
+}
+
+// "cells computed per rank: 4, 5, 3" (rank 0's closing lines) -> {4, 5, 3}
+std::vector<std::size_t> per_rank(const std::string& output) {
+  const std::string key = "cells computed per rank: ";
+  const auto k = output.find(key);
+  std::vector<std::size_t> out;
+  if (k == std::string::npos) return out;
+  std::istringstream in(output.substr(k + key.size(), output.find('\n', k) - k - key.size()));
+  std::string item;
+  while (std::getline(in, item, ',')) out.push_back(std::stoul(item));
+  return out;
+}
+
+TEST_F(Scaleout, MpiRanksGiveBitwiseTheSingleProcessResult) {
+  const auto file = write("s.toml", kSmall);
+  single(file);
+  const auto r = sh(mpirun(3) + kBinary + " run " + file + " --threads 1 --output " + path("m.h5"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find("3 ranks"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("done:"), r.output.rfind("done:")) << "one summary, from rank 0 only:\n" << r.output;
+  const auto counts = per_rank(r.output);
+  ASSERT_EQ(counts.size(), 3u) << r.output;
+  EXPECT_EQ(counts[0] + counts[1] + counts[2], 12u) << r.output;
+  EXPECT_GT(counts[1] + counts[2], 0u) << "ranks 1 and 2 computed nothing:\n" << r.output;
+  EXPECT_EQ(cell_ids(path("m.h5")), iota(12));
+  expect_same_contents(path("one.h5"), path("m.h5"));
+  EXPECT_EQ(finished_cells(path("m.h5.cells")), 12u);
+  EXPECT_TRUE(partials().empty());
+  // a rerun resumes every cell and computes none
+  const auto again = sh(mpirun(3) + kBinary + " run " + file + " --threads 1 --output " + path("m.h5"));
+  ASSERT_EQ(again.status, 0) << again.output;
+  EXPECT_NE(again.output.find("0 computed, 12 resumed"), std::string::npos) << again.output;
+}
+
+TEST_F(Scaleout, MpiRefusalsExitTwoWithOneMessage) {
+  const auto file = write("s.toml", kSmall);
+  const auto r = sh(mpirun(3) + kBinary + " run " + file + " --shard 5/2");
+  EXPECT_NE(r.status, 0) << r.output;
+  const auto first = r.output.find("0 <= i < n");
+  EXPECT_NE(first, std::string::npos) << r.output;
+  EXPECT_EQ(first, r.output.rfind("0 <= i < n")) << "one message, not one per rank:\n" << r.output;
+  // rank 0's refusal of an output that is not this experiment's: nothing written, every rank stops
+  std::ofstream(path("foreign.h5")) << "not a run file";
+  const auto f = sh(mpirun(3) + kBinary + " run " + file + " --quiet --output " + path("foreign.h5"));
+  EXPECT_EQ(f.status, 2) << f.output;
+  EXPECT_NE(f.output.find("not this experiment"), std::string::npos) << f.output;
+  EXPECT_FALSE(fs::exists(path("foreign.h5.cells")));
+}
+
+// /proc: the children of `parent` that run flowgauge as MPI rank `rank`.
+pid_t rank_process(pid_t parent, int rank) {
+  for (const auto& e : fs::directory_iterator("/proc")) {
+    const auto name = e.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream stat(e.path() / "stat");
+    std::string line;
+    std::getline(stat, line);
+    const auto close = line.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream rest(line.substr(close + 2));
+    char state;
+    int ppid = 0;
+    rest >> state >> ppid;
+    if (ppid != parent) continue;
+    std::ifstream env(e.path() / "environ");
+    std::string all((std::istreambuf_iterator<char>(env)), std::istreambuf_iterator<char>());
+    if (all.find(std::string("OMPI_COMM_WORLD_RANK=") + std::to_string(rank) + '\0') != std::string::npos)
+      return static_cast<pid_t>(std::stol(name));
+  }
+  return -1;
+}
+
+TEST_F(Scaleout, MpiRankKilledWithSignalNineThenRerunCompletes) {
+  const auto file = write("k.toml", kSlow);
+  const std::size_t n = load_experiment(file).cells.size();
+  auto argv = mpirun_argv(3);
+  for (const auto& a : {kBinary, std::string("run"), file, std::string("--threads"), std::string("1")}) argv.push_back(a);
+  const pid_t launcher = spawn(argv, path("mpi.log"));
+  ASSERT_GT(launcher, 0);
+  const auto t0 = std::chrono::steady_clock::now();
+  pid_t victim = -1;
+  // rank 1 once some cell is finished (by any rank)
+  while (std::chrono::steady_clock::now() - t0 < std::chrono::seconds(30)) {
+    if (victim < 0) victim = rank_process(launcher, 1);
+    if (victim > 0 && finished_cells(path("k.h5.cells")) > 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  ASSERT_GT(victim, 0) << "rank 1 not found";
+  ASSERT_EQ(::kill(victim, SIGKILL), 0);
+  int st = 0;
+  ASSERT_EQ(::waitpid(launcher, &st, 0), launcher);
+  std::ifstream log(path("mpi.log"));
+  const std::string text((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  ASSERT_FALSE(WIFEXITED(st) && WEXITSTATUS(st) == 0) << "the run ended before rank 1 was killed: make kSlow slower\n" << text;
+  const std::size_t kept = finished_cells(path("k.h5.cells"));
+  ASSERT_GE(kept, 1u);
+  ASSERT_LT(kept, n) << "every cell finished before the kill: make kSlow slower";
+  // what the killed rank may have left: half a cell file (its process is gone)
+  std::ofstream(path(fmt::format("k.h5.cells/cell_{:06d}.h5.partial-{}", n - 1, victim))) << "half a file";
+  const auto r = sh(mpirun(3) + kBinary + " run " + file + " --threads 1");
+  ASSERT_EQ(r.status, 0) << r.output;
+  EXPECT_NE(r.output.find(fmt::format("{} resumed", kept)), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(fmt::format("{} computed", n - kept)), std::string::npos) << r.output;
+  const auto counts = per_rank(r.output);
+  ASSERT_EQ(counts.size(), 3u) << r.output;
+  EXPECT_EQ(counts[0] + counts[1] + counts[2], n - kept) << r.output;
+  single(file);
+  EXPECT_EQ(cell_ids(path("k.h5")), iota(n));  // every cell exactly once
+  const Contents a = contents(path("one.h5")), b = contents(path("k.h5"));
+  EXPECT_EQ(a.data, b.data);
+  EXPECT_EQ(a.text, b.text);
+  EXPECT_EQ(finished_cells(path("k.h5.cells")), n);
+  EXPECT_TRUE(partials().empty());
+}
+#else
+TEST_F(Scaleout, WithoutMpiALaunchedRankRefusesToRunTheWholeStudy) {
+  const auto file = write("s.toml", kSmall);
+  const auto r = run("run " + file + " --quiet", "OMPI_COMM_WORLD_SIZE=3 OMPI_COMM_WORLD_RANK=1");
+  EXPECT_EQ(r.status, 2) << r.output;
+  EXPECT_NE(r.output.find("FLOWGAUGE_MPI=ON"), std::string::npos) << r.output;
+  EXPECT_FALSE(fs::exists(path("s.h5")));
+}
+#endif
+
+}  // namespace

@@ -31,6 +31,7 @@ void add_run(CLI::App& app);
 void add_merge(CLI::App& app);
 void add_likelihood(CLI::App& app);
 void add_report(CLI::App& app);
+void add_claims(CLI::App& app);
 
 // Thrown to end the program with a given status after the message has been printed.
 struct ExitStatus {

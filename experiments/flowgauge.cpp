@@ -27,6 +27,7 @@ int main(int argc, char** argv) {
   cli::add_merge(app);
   cli::add_likelihood(app);
   cli::add_report(app);
+  cli::add_claims(app);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

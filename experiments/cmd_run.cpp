@@ -108,7 +108,20 @@ void add_run(CLI::App& app) {
 #ifdef FLOWGAUGE_MPI
     if (ranks > 1) {  // the same error on every rank: one message
       const int first = session->first(setup_error != nullptr);
-      if (first >= 0 && rank != first) throw ExitStatus{2};
+      if (first >= 0) {
+        // The first failing rank prints before any rank exits: a rank that exits with status 2 makes
+        // mpirun kill the others, which could otherwise take the message with them.
+        if (rank == first) {
+          try {
+            std::rethrow_exception(setup_error);
+          } catch (const std::exception& err) {
+            fmt::print(stderr, "flowgauge: error: {}\n", err.what());
+          }
+          std::fflush(stderr);
+        }
+        session->all(true);  // barrier
+        throw ExitStatus{2};
+      }
     }
 #endif
     if (setup_error) std::rethrow_exception(setup_error);

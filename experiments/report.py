@@ -366,6 +366,42 @@ class Report:
             fig.suptitle(f"Distribution error of the final samples against exact p: {self.where(data, grid)}", fontsize=11)
             self.plots.append(("distribution", save(fig, self.outdir, f"distribution{self.suffix(data, grid)}.png", [])))
 
+    def plot_likelihood(self):
+        """Likelihood error (nats, mean |log p - closed form| over points) against the likelihood NFE."""
+        c = self.cells
+        if "lik_mean_abs" not in c:
+            return
+        for data, grid in self.blocks:
+            scheds = self.schedules_of(data, grid)
+            fig, axes = plt.subplots(1, len(scheds), figsize=(4.8 * len(scheds), 4.4), squeeze=False,
+                                     constrained_layout=True)
+            any_line = False
+            for j, sch in enumerate(scheds):
+                ax = axes[0, j]
+                for sv in self.solvers:
+                    m = self.sel(data, grid, sch, sv)
+                    if not np.any(m):
+                        continue
+                    xs, ys = self.series(m, "lik_mean_abs", x="lik_nfe")
+                    ok = np.isfinite(ys) & (ys > 0) & (xs > 0)
+                    if not np.any(ok):
+                        continue
+                    st = self.style(sv)
+                    ax.loglog(xs[ok], ys[ok], color=st["color"], marker=st["marker"], linestyle=st["linestyle"],
+                              ms=3.5, lw=1.1, label=sv)
+                    any_line = True
+                ax.set_xlabel("model evaluations of the likelihood solve (NFE)")
+                ax.set_ylabel("mean |log p - exact log p| (nats)")
+                ax.set_title(f"schedule {sch}  ({grid})", fontsize=10)
+                ax.grid(True, which="both", alpha=0.25)
+            if not any_line:
+                plt.close(fig)
+                continue
+            axes[0, -1].legend(*axes[0, 0].get_legend_handles_labels(), loc="upper left", bbox_to_anchor=(1.02, 1.0),
+                               fontsize=8, frameon=False, title="solver", title_fontsize=8)
+            fig.suptitle(f"Likelihood error through the divergence-augmented PF-ODE: {self.where(data, grid)}", fontsize=11)
+            self.plots.append(("likelihood", save(fig, self.outdir, f"likelihood{self.suffix(data, grid)}.png", [])))
+
     def plot_curvature(self):
         t = self.curv
         if t is None:
@@ -651,6 +687,7 @@ class Report:
             self.plot_error_vs("nfe", "error_vs_nfe", "model evaluations (NFE)", "Final error against evaluations")
             self.plot_error_vs("wall_seconds", "work_precision", "wall time per cell [s]", "Work-precision")
             self.plot_distribution()
+            self.plot_likelihood()
         self.plot_curvature()
         self.plot_trajectories()
         L = self.markdown()

@@ -2,6 +2,7 @@
 // and bad input (exit status 2, a message naming file and key, no output file).
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <filesystem>
@@ -34,8 +35,9 @@ class Cli : public ::testing::Test {
  protected:
   fs::path dir;
   void SetUp() override {
-    dir = fs::temp_directory_path() / ("flowgauge_cli_" + std::to_string(::getpid()) + "_" +
-                                       ::testing::UnitTest::GetInstance()->current_test_info()->name());
+    std::string name = ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    std::replace(name.begin(), name.end(), '/', '_');  // parameterized names contain '/'
+    dir = fs::temp_directory_path() / ("flowgauge_cli_" + std::to_string(::getpid()) + "_" + name);
     fs::create_directories(dir);
   }
   void TearDown() override { fs::remove_all(dir); }

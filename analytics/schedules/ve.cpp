@@ -1,5 +1,8 @@
 // VE / SMLD (Song & Ermon; Song et al. 2021): alpha = 1, sigma = smin (smax/smin)^t on [0, 1].
 #include <cmath>
+#include <fmt/format.h>
+
+#include "analytics/errors.hpp"
 
 #include "analytics/schedule.hpp"
 
@@ -27,7 +30,8 @@ std::unique_ptr<Schedule> make_ve(ParamReader& p) {
   s->smin = p.get(*s, "sigma_min", 0.01, "sigma(0)");
   s->smax = p.get(*s, "sigma_max", 50.0, "sigma(1)");
   p.positive("sigma_min", s->smin);
-  p.positive("sigma_max", s->smax - s->smin);
+  if (!(s->smax > s->smin))
+    throw InputError(fmt::format("schedule ve: sigma_max = {} must be > sigma_min = {}", s->smax, s->smin));
   p.domain(*s, 0.0, 1.0);
   return s;
 }

@@ -11,25 +11,14 @@
 #include <string>
 
 #include "experiments/claims/claims.hpp"
+#include "tests/process.hpp"
 
 using namespace flowgauge::claims;
 
 namespace {
 
-struct Run {
-  int status;
-  std::string output;
-};
-
-Run run(const std::string& args) {
-  const std::string cmd = std::string(FLOWGAUGE_BINARY_DIR) + "/flowgauge " + args + " 2>&1";
-  std::array<char, 4096> buf{};
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  while (fgets(buf.data(), buf.size(), p)) out += buf.data();
-  const int rc = pclose(p);
-  return {WEXITSTATUS(rc), out};
-}
+using flowgauge::testing::Run;
+using flowgauge::testing::run;
 
 }  // namespace
 

@@ -13,26 +13,15 @@
 #include <string>
 
 #include "results/h5.hpp"
+#include "tests/process.hpp"
 
 namespace fs = std::filesystem;
 using namespace flowgauge;
 
 namespace {
 
-struct Run {
-  int status;
-  std::string output;
-};
-
-Run run(const std::string& args) {
-  const std::string cmd = std::string(FLOWGAUGE_BINARY_DIR) + "/flowgauge " + args + " 2>&1";
-  std::array<char, 4096> buf{};
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  while (fgets(buf.data(), buf.size(), p)) out += buf.data();
-  const int rc = pclose(p);
-  return {WEXITSTATUS(rc), out};
-}
+using flowgauge::testing::Run;
+using flowgauge::testing::run;
 
 bool python_ready() {
   return std::system("/usr/bin/python3 -c 'import h5py, matplotlib, numpy' >/dev/null 2>&1") == 0;

@@ -35,33 +35,18 @@
 #include "results/table.hpp"
 #include "solvers/grid.hpp"
 #include "solvers/solver.hpp"
+#include "tests/process.hpp"
 
 namespace fs = std::filesystem;
 using namespace flowgauge;
 
 namespace {
 
-const std::string kBinary = std::string(FLOWGAUGE_BINARY_DIR) + "/flowgauge";
+using flowgauge::testing::kBinary;
+using flowgauge::testing::Run;
+using flowgauge::testing::run;
 
-struct Run {
-  int status;
-  std::string output;
-};
-
-Run run(const std::string& args) {
-  const std::string cmd = kBinary + " " + args + " 2>&1";
-  std::array<char, 4096> buf{};
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  while (fgets(buf.data(), buf.size(), p)) out += buf.data();
-  const int rc = pclose(p);
-  return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, out};
-}
-
-std::string replace_all(std::string s, const std::string& from, const std::string& to) {
-  for (auto pos = s.find(from); pos != std::string::npos; pos = s.find(from, pos + to.size())) s.replace(pos, from.size(), to);
-  return s;
-}
+using flowgauge::testing::replace_all;
 
 class Runner : public ::testing::Test {
  protected:
@@ -663,31 +648,12 @@ kind = "logsnr"
 name = ["euler", "heun", "dpmpp_2m"]
 )TOML";
 
-pid_t spawn(const std::vector<std::string>& args, const std::string& log) {
-  std::vector<char*> argv;
-  argv.push_back(const_cast<char*>(kBinary.c_str()));
-  for (const auto& a : args) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  const pid_t pid = fork();
-  if (pid == 0) {
-    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(fd, 1);
-    dup2(fd, 2);
-    execv(kBinary.c_str(), argv.data());
-    _exit(127);
-  }
-  return pid;
+// `flowgauge ARGS` in the background (tests/process.hpp).
+pid_t spawn(std::vector<std::string> args, const std::string& log) {
+  args.insert(args.begin(), kBinary);
+  return flowgauge::testing::spawn(args, log);
 }
 
-std::size_t finished_shards(const std::string& cells_dir) {
-  std::size_t n = 0;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(cells_dir, ec)) {
-    const auto name = e.path().filename().string();
-    if (name.rfind("cell_", 0) == 0 && e.path().extension() == ".h5" && name.find(".partial-") == std::string::npos) ++n;
-  }
-  return n;
-}
 
 TEST_F(Runner, ResumesAfterKillNineToTheUninterruptedResult) {
   const auto file = write("slow.toml", kSlow);
@@ -696,13 +662,13 @@ TEST_F(Runner, ResumesAfterKillNineToTheUninterruptedResult) {
   const pid_t pid = spawn({"run", file, "--output", path("k.h5"), "--threads", "2"}, path("k.log"));
   ASSERT_GT(pid, 0);
   const auto t0 = std::chrono::steady_clock::now();
-  while (finished_shards(path("k.h5.cells")) == 0 && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(30))
+  while (flowgauge::testing::finished_cells(path("k.h5.cells")) == 0 && std::chrono::steady_clock::now() - t0 < std::chrono::seconds(30))
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   ::kill(pid, SIGKILL);
   int st = 0;
   ASSERT_EQ(::waitpid(pid, &st, 0), pid);
   ASSERT_TRUE(WIFSIGNALED(st)) << "the run ended before it was killed: make kSlow slower";
-  const std::size_t shards = finished_shards(path("k.h5.cells"));
+  const std::size_t shards = flowgauge::testing::finished_cells(path("k.h5.cells"));
   ASSERT_GE(shards, 1u);
   ASSERT_LT(shards, n) << "every cell finished before the kill: make kSlow slower";
   {
@@ -731,7 +697,7 @@ TEST_F(Runner, ResumesAfterKillNineToTheUninterruptedResult) {
   expect_same_table(k.cells, u.cells, {"wall_seconds"});
   expect_same_table(k.orders, u.orders);
   EXPECT_TRUE(k.arrays == u.arrays);
-  EXPECT_EQ(finished_shards(path("k.h5.cells")), n);
+  EXPECT_EQ(flowgauge::testing::finished_cells(path("k.h5.cells")), n);
   for (const auto& w : written()) EXPECT_EQ(w.find(".partial-"), std::string::npos) << "left behind: " << w;
 }
 

@@ -29,34 +29,19 @@
 #include "experiments/config.hpp"
 #include "results/h5.hpp"
 #include "results/table.hpp"
+#include "tests/process.hpp"
 
 namespace fs = std::filesystem;
 using namespace flowgauge;
 
 namespace {
 
-const std::string kBinary = std::string(FLOWGAUGE_BINARY_DIR) + "/flowgauge";
+using flowgauge::testing::kBinary;
+using flowgauge::testing::Run;
+using flowgauge::testing::run;
+using flowgauge::testing::sh;
 
-struct Run {
-  int status;
-  std::string output;
-};
-
-Run sh(const std::string& cmd) {
-  std::array<char, 4096> buf{};
-  std::string out;
-  FILE* p = popen((cmd + " 2>&1").c_str(), "r");
-  while (fgets(buf.data(), buf.size(), p)) out += buf.data();
-  const int rc = pclose(p);
-  return {WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, out};
-}
-// `env` is prefixed to the command line (VAR=value ...).
-Run run(const std::string& args, const std::string& env = "") { return sh(env + " " + kBinary + " " + args); }
-
-std::string replace_all(std::string s, const std::string& from, const std::string& to) {
-  for (auto pos = s.find(from); pos != std::string::npos; pos = s.find(from, pos + to.size())) s.replace(pos, from.size(), to);
-  return s;
-}
+using flowgauge::testing::replace_all;
 
 std::uint64_t bits(double x) {
   std::uint64_t b;
@@ -172,31 +157,9 @@ std::vector<long long> cell_ids(const std::string& file) {
   return std::get<std::vector<long long>>(t.columns[std::find(t.names.begin(), t.names.end(), "cell_id") - t.names.begin()]);
 }
 
-std::size_t finished_cells(const std::string& dir) {
-  std::size_t n = 0;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(dir, ec)) {
-    const auto name = e.path().filename().string();
-    if (name.rfind("cell_", 0) == 0 && e.path().extension() == ".h5" && name.find(".partial-") == std::string::npos) ++n;
-  }
-  return n;
-}
+using flowgauge::testing::finished_cells;
 
-pid_t spawn(const std::vector<std::string>& argv_in, const std::string& log) {
-  std::vector<char*> argv;
-  for (const auto& a : argv_in) argv.push_back(const_cast<char*>(a.c_str()));
-  argv.push_back(nullptr);
-  const pid_t pid = fork();
-  if (pid == 0) {
-    setpgid(0, 0);
-    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(fd, 1);
-    dup2(fd, 2);
-    execvp(argv[0], argv.data());
-    _exit(127);
-  }
-  return pid;
-}
+using flowgauge::testing::spawn;
 
 std::vector<long long> iota(std::size_t n) {
   std::vector<long long> v(n);

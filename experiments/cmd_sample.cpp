@@ -1,5 +1,6 @@
 // flowgauge sample: replay one sampler on given inputs (README "flowgauge sample").
 #include <algorithm>
+#include <chrono>
 #include <fmt/format.h>
 
 #include "analytics/errors.hpp"
@@ -9,6 +10,8 @@
 #include "results/provenance.hpp"
 #include "solvers/brownian/brownian_tree.hpp"
 #include "solvers/brownian/explicit_noise.hpp"
+#include "solvers/parallel.hpp"
+#include "solvers/reference/reference.hpp"
 #include "solvers/solver.hpp"
 
 namespace flowgauge::cli {
@@ -25,12 +28,29 @@ struct SampleArgs {
   long particles = 1000;
   std::uint64_t seed = 0;
   bool trajectory = false;
+  int threads = 1;
 };
 
 void run(const SampleArgs& a) {
   const auto gm = load_mixture(a.mixture, warn);
   const auto sch = a.schedule.make();
-  auto solver = make_solver(a.solver, parse_pairs(a.options, "--option"));
+  // "reference": the adaptive reference integrator (solvers/reference), options method, rtol, atol.
+  const bool reference = a.solver == "reference";
+  ReferenceOptions ref_opts;
+  auto solver = reference ? nullptr : make_solver(a.solver, parse_pairs(a.options, "--option"));
+  if (reference) {
+    const auto given = parse_pairs(a.options, "--option");  // OptionReader keeps a reference
+    OptionReader r("reference", given);
+    ref_opts.method = r.get_choice("method", ref_opts.method, {"dopri5", "rkf78"});
+    ref_opts.rtol = r.get_double("rtol", ref_opts.rtol);
+    ref_opts.atol = r.get_double("atol", ref_opts.atol);
+    r.finish();
+    if (!(ref_opts.rtol > 0) || !(ref_opts.atol > 0))
+      throw InputError(fmt::format("solver reference: rtol = {} and atol = {} must be > 0", ref_opts.rtol, ref_opts.atol));
+  }
+  const std::string solver_desc =
+      reference ? fmt::format("reference(method={}, rtol={}, atol={})", ref_opts.method, ref_opts.rtol, ref_opts.atol)
+                : solver->describe();
   GridSpec spec = a.grid;
   spec.final_step = parse_final_step(a.final_step);
   if (!a.grid_file.empty()) {
@@ -59,6 +79,7 @@ void run(const SampleArgs& a) {
   const MatrixXd x_start = X;
   // Noise of stochastic solvers: a recorded array (one normal per step) or the Brownian tree of --seed.
   std::string noise_desc = "none";
+  if (!a.noise.empty() && reference) throw InputError("--noise: the reference integrator is deterministic");
   if (!a.noise.empty()) {
     auto f = h5::open_file(a.noise);
     auto xi = h5::read_stack(f.get(), a.noise_dataset, a.noise);
@@ -74,7 +95,7 @@ void run(const SampleArgs& a) {
                                    gm.dim()));
     noise_desc = src->describe();
     solver->set_noise(src);
-  } else if (solver->traits().stochastic) {
+  } else if (solver && solver->traits().stochastic) {
     // W lives on the schedule's [t_lo, t_hi] (widened only if an explicit grid leaves it), so a seed
     // gives the same path on every grid.
     const int steps = grid.steps() - (grid.denoise_final ? 1 : 0);
@@ -83,8 +104,21 @@ void run(const SampleArgs& a) {
     noise_desc = src->describe();
     solver->set_noise(src);
   }
+  if (a.threads < 1) throw InputError(fmt::format("--threads {}: must be >= 1", a.threads));
+  if (a.threads > 1 && a.trajectory) throw InputError("--trajectory needs --threads 1");
   Model model(gm, *sch);
-  const auto res = sample(*solver, model, grid, X, a.trajectory);
+  const auto t0 = std::chrono::steady_clock::now();
+  SampleResult res;
+  if (reference) {
+    auto ref = reference_solve(model, grid, X, ref_opts);
+    res.nfe = ref.nfe;
+    if (a.trajectory) res.trajectory = ref.states;
+    X = ref.states.back();
+  } else if (a.trajectory)
+    res = sample(*solver, model, grid, X, true);
+  else  // fixed column blocks: the same points for every thread count
+    res.nfe = sample_blocked(*solver, model, grid, X, {.threads = a.threads});
+  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 
   h5::AtomicOutput out(a.output);
   const hid_t f = out.file();
@@ -95,14 +129,16 @@ void run(const SampleArgs& a) {
   h5::write_attrs(f, provenance(command_line()));
   h5::write_attr(f, "mixture_file", a.mixture);
   h5::write_attr(f, "schedule", sch->describe());
-  h5::write_attr(f, "solver", solver->describe());
+  h5::write_attr(f, "solver", solver_desc);
   h5::write_attr(f, "grid", grid.denoise_final ? "denoise" : "step");
   h5::write_attr(f, "nfe", static_cast<long long>(res.nfe));
   h5::write_attr(f, "seed", static_cast<long long>(a.seed));
   h5::write_attr(f, "noise", noise_desc);
+  h5::write_attr(f, "sample_seconds", seconds);
+  h5::write_attr(f, "threads", static_cast<long long>(a.threads));
   h5::write_attr(f, "end_time", utc_now());
   out.commit();
-  fmt::print("flowgauge sample: {} on {} with {} steps ({} grid), {} particles, NFE = {} -> {}\n", solver->describe(),
+  fmt::print("flowgauge sample: {} on {} with {} steps ({} grid), {} particles, NFE = {} -> {}\n", solver_desc,
              sch->describe(), grid.steps(), spec.kind, X.cols(), res.nfe, a.output);
 }
 
@@ -113,7 +149,7 @@ void add_sample(CLI::App& app) {
   auto* c = app.add_subcommand("sample", "Run one sampler on a mixture and write the final points to HDF5");
   c->add_option("--mixture", a->mixture, "Mixture TOML file")->required();
   a->schedule.add(*c);
-  c->add_option("--solver", a->solver, "Solver name (see README)")->capture_default_str();
+  c->add_option("--solver", a->solver, "Solver name (see README), or reference (adaptive: --option method=dopri5|rkf78, rtol=, atol=)")->capture_default_str();
   c->add_option("--option", a->options, "Solver option key=value (e.g. coordinates=ve, order=3); repeatable");
   c->add_option("--grid", a->grid.kind, "Grid: uniform, logsnr, edm, exponential, polyexponential, quadratic")
       ->capture_default_str();
@@ -134,6 +170,8 @@ void add_sample(CLI::App& app) {
   c->add_option("--noise-dataset", a->noise_dataset, "Dataset in --noise")->capture_default_str();
   c->add_option("--output", a->output, "Output HDF5 file (written atomically)")->required();
   c->add_flag("--trajectory", a->trajectory, "Also write the states at every grid time (T, N, d)");
+  c->add_option("--threads", a->threads, "Threads over fixed blocks of particles (same result for any count)")
+      ->capture_default_str();
   c->callback([a] { run(*a); });
 }
 

@@ -45,6 +45,12 @@ std::unique_ptr<Solver> make_solver(const std::string& name, const SolverOptions
                                fmt::join(solver_names(), ", ")));
 }
 
+std::unique_ptr<Solver> Solver::clone(std::int64_t offset) const {
+  auto s = make_solver(traits().name, options_);
+  s->set_noise(noise_, first_particle_ + offset);
+  return s;
+}
+
 std::string Solver::describe() const {
   std::string s = traits().name;
   if (options_.empty()) return s;

@@ -67,6 +67,9 @@ class Solver {
     first_particle_ = first_particle;
   }
   bool has_noise() const { return noise_ != nullptr; }
+  // A fresh solver of the same kind and options, driven by the same noise paths with its column 0
+  // being particle first_particle() + offset of this one (for running column blocks apart).
+  std::unique_ptr<Solver> clone(std::int64_t offset = 0) const;
 
  protected:
   // The noise source (throws InputError naming the solver if none was set), and this batch's offset.

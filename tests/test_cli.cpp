@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -94,6 +95,34 @@ TEST_F(Cli, SampleWritesPointsAndCountsEvaluations) {
   EXPECT_EQ(h5::read_matrix(f.get(), "x", "s.h5").cols(), 100);
   // EDM Algorithm 2: 18 steps, last one Euler to sigma = 0 -> 2 * 18 - 1 = 35 evaluations
   EXPECT_NE(r.output.find("NFE = 35"), std::string::npos) << r.output;
+}
+
+TEST_F(Cli, SampleThreadsGiveTheSamePoints) {
+  write("g.toml", kGauss);
+  for (const char* threads : {"1", "2"}) {  // 5000 particles = two 4096-column blocks
+    auto r = run("sample --mixture " + path("g.toml") + " --schedule vp-linear --solver ddpm --grid logsnr --steps 10 "
+                 "--particles 5000 --seed 4 --threads " + threads + " --output " + path(std::string("t") + threads + ".h5"));
+    ASSERT_EQ(r.status, 0) << r.output;
+  }
+  auto f1 = h5::open_file(path("t1.h5")), f2 = h5::open_file(path("t2.h5"));
+  const Eigen::MatrixXd x1 = h5::read_matrix(f1.get(), "x", "t1.h5"), x2 = h5::read_matrix(f2.get(), "x", "t2.h5");
+  EXPECT_EQ((x1 - x2).cwiseAbs().maxCoeff(), 0.0);  // bitwise: blocks are fixed, not per thread
+}
+
+TEST_F(Cli, SampleReferenceMatchesTheExactFlowMap) {
+  // N(mu, s I) under edm (alpha = 1): x(sigma) = mu + sqrt((s + sigma^2) / (s + sigma0^2)) (x(sigma0) - mu).
+  write("g.toml", kGauss);
+  auto r = run("sample --mixture " + path("g.toml") + " --schedule edm --solver reference --option method=rkf78 "
+               "--option rtol=1e-11 --option atol=1e-11 --grid edm --steps 4 --particles 50 --seed 1 --output " +
+               path("r.h5"));
+  ASSERT_EQ(r.status, 0) << r.output;
+  auto f = h5::open_file(path("r.h5"));
+  const Eigen::MatrixXd x = h5::read_matrix(f.get(), "x", "r.h5"), x0 = h5::read_matrix(f.get(), "x_start", "r.h5");
+  const Eigen::Vector2d mu(1.0, -2.0);
+  const double s = 0.5, c = std::sqrt((s + 0.002 * 0.002) / (s + 80.0 * 80.0));
+  const Eigen::MatrixXd exact = (c * (x0.colwise() - mu)).colwise() + mu;
+  EXPECT_LE((x - exact).cwiseAbs().maxCoeff(), 1e-9);  // global error ~1-10x tol (reference.hpp) on |x| <~ 3
+  EXPECT_EQ(run("sample --mixture " + path("g.toml") + " --solver reference --option rtol=-1 --output " + path("b.h5")).status, 2);
 }
 
 struct BadCase {

@@ -58,37 +58,39 @@ def karras_sigmas(n, final_zero):
 
 
 class Denoiser:
-    """E[x0 | x = x0 + sigma eps] for the mixture; rows are points (PyTorch / NumPy layout)."""
+    """E[x0 | x = x0 + sigma eps] for the mixture; rows are points (PyTorch / NumPy layout).
+
+    Tuned for the library: all K components live side by side in N x (K d) arrays, so every
+    reduction over d or broadcast over d is a GEMM with a 0/1 block matrix (reductions over a
+    trailing axis of length 2 are slow in both libraries), and temporaries are updated in place."""
 
     def __init__(self, lib, w, means, covs):
-        self.lib = lib
         s, U = np.linalg.eigh(covs)  # once: Sigma_k = U_k diag(s_k) U_k^T
         K, d = means.shape
-        self.K, self.d = K, d
-        self.UT = U.transpose(0, 2, 1).reshape(K * d, d)  # stacked U_k^T
-        self.m = np.einsum("kji,kj->ki", U, means)  # U_k^T mu_k
-        self.s, self.logw = s, np.log(w)
+        UT = U.transpose(0, 2, 1).reshape(K * d, d)  # stacked U_k^T
+        arrays = dict(UTt=np.ascontiguousarray(UT.T), UT=UT, m=np.einsum("kji,kj->ki", U, means).ravel(),
+                      s=s.ravel(), logw=np.log(w), S=np.kron(np.eye(K), np.ones((d, 1))))  # S: (K d) x K
         if lib == "torch":
             import torch
 
-            t = lambda a: torch.from_numpy(np.ascontiguousarray(a))
-            self.UT, self.m, self.s, self.logw = t(self.UT), t(self.m), t(self.s), t(self.logw)
-            self.UTt = self.UT.t().contiguous()
-            self.softmax = lambda a: torch.softmax(a, dim=-1)
-            self.log = torch.log
+            arrays = {k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}
+            self.log, self.softmax = torch.log, lambda a: torch.softmax(a, dim=-1)
         else:
-            self.UTt = np.ascontiguousarray(self.UT.T)
-            self.softmax = lambda a: np.exp(a - np.logaddexp.reduce(a, axis=-1, keepdims=True))
             self.log = np.log
+            self.softmax = lambda a: np.exp(a - np.logaddexp.reduce(a, axis=-1, keepdims=True))
+        self.__dict__.update(arrays)
 
     def __call__(self, x, sigma):
-        N = x.shape[0]
-        z = (x @ self.UTt).reshape(N, self.K, self.d) - self.m  # GEMM 1: U_k^T (x - mu_k)
+        z = x @ self.UTt  # GEMM 1: U_k^T x for all k, N x (K d)
+        z -= self.m  # U_k^T (x - mu_k)
         v = self.s + sigma * sigma  # eigenvalues of Sigma_k + sigma^2 I
-        logits = self.logw - 0.5 * ((z * z / v).sum(-1) + self.log(v).sum(-1))
-        r = self.softmax(logits)
-        post = (self.m + (self.s / v) * z) * r[..., None]  # r_k U_k^T E[x0 | x, k]
-        return post.reshape(N, self.K * self.d) @ self.UT  # GEMM 2
+        logdet = self.log(v) @ self.S
+        q = (z * z / v) @ self.S  # N x K quadratic forms
+        r = self.softmax(self.logw - 0.5 * (q + logdet))
+        z *= self.s / v
+        z += self.m  # U_k^T E[x0 | x, k]
+        z *= r @ self.S.T  # times r_k
+        return z @ self.UT  # GEMM 2: sum_k U_k (...)
 
 
 def sample_heun(model, x, sigmas):  # k-diffusion sample_heun, s_churn = 0 (EDM Algorithm 2)

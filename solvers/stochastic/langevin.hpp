@@ -10,10 +10,13 @@
 //     score_sde's LangevinCorrector takes BATCH means of ||z_j|| and ||s_j|| instead, which makes a
 //     particle's result depend on the rest of its batch; flowgauge's results must not depend on the
 //     batch split or the thread count, so the ratio is taken per particle (DESIGN DECISION; the two
-//     agree when the norms concentrate, i.e. in high dimension). Consequence in low dimension: e_j is
-//     unbounded where s_j -> 0 (near a mode), P(||s_j|| < u) ~ u^d, so single particles take long
-//     jumps (heavy tails for d <= 2; measured in tests/test_stochastic.cpp). The corrector is then
-//     not affine in (x, z): no exact law (propagate_law refuses it).
+//     agree when the norms concentrate, i.e. in high dimension). Consequence (measured,
+//     tests/test_stochastic.cpp): e_j depends on the state (1/|s_j|^2) and on z_j, a state-dependent
+//     time change of the Langevin diffusion, so the invariant law is NOT p_t at any step size (variance
+//     +6 % in d = 8, the same at snr 0.05 and 0.0125; +1.5 % in d = 32, measured once, not a test);
+//     and e_j is unbounded where s_j -> 0 (P(|s_j| < u) ~ u^d), so in d = 2 single particles take long
+//     jumps (heavy tails). The corrector is then not affine in (x, z): no exact law (propagate_law
+//     refuses it).
 //   StepRule::kAld: e = 2 a (r sigma_t)^2, score_sde's AnnealedLangevinDynamics: deterministic, so the
 //     corrector is affine in (x, z) on single-Gaussian data and its law is exact (propagate_law).
 #include <cmath>

@@ -13,6 +13,12 @@
 // particle, or "ald" e = 2 a (snr sigma_s)^2 (score_sde AnnealedLangevinDynamics). score_sde's
 // LangevinCorrector uses batch means of the norms; flowgauge uses the per-particle ratio so that results
 // do not depend on the batch split or the thread count (design decision: langevin.hpp, README).
+// MEASURED CONSEQUENCE (tests/test_stochastic.cpp Langevin.*): a per-particle e_j is a state- and
+// noise-dependent time change of the Langevin diffusion, whose invariant law is then NOT p_t at any
+// step size: at fixed t from exact p_t draws the variance grows by ~6 % in d = 8 (1.5 % in d = 32,
+// measured once), the same at snr 0.05 and 0.0125, and in d = 2 single particles jump far (heavy
+// tails). "ald" is consistent (bias O(e) -> 0) and affine, so its exact law is available; it is the
+// rule to use for accuracy studies. pc's default follows the design decision above.
 // a: score_sde uses alpha_k = 1 - beta(t)/N for VP and sub-VP (the DDPM step's signal retention) and
 // a = 1 for VE. Here, for every schedule, a is the DDPM alpha of the grid step, a = (alpha_s/alpha_t)^2
 // = a_f^2: equal to score_sde's to first order in the step for VP / sub-VP
@@ -21,10 +27,13 @@
 // Noise: the predictor's xi is the normalized Brownian increment of the step (as every sampler here);
 // the corrector's z are NOT Brownian increments: NoiseSource::auxiliary_normal(s, k), k = 0..M-1, a pure
 // function of (seed, particle, s, k) (independent of the path), so results are batch-split and thread
-// invariant. Hence the sampler has no pathwise limit unless M = 0 (traits' limit_* are NaN for M > 0),
-// and with a fixed snr the corrector's O(snr^2) bias does not vanish as the grid is refined: the weak
-// error falls like the predictor's (order 1) down to that floor (measured in tests/test_stochastic.cpp:
-// see the declared order below).
+// invariant. Hence the sampler has no pathwise limit unless M = 0 (traits' limit_* are NaN for M > 0;
+// its same-path "strong error" does not fall with the steps), and with a fixed snr the corrector's
+// O(snr^2) bias does not vanish as the grid is refined. Declared order 1 (the predictor's): exact W2
+// on single-Gaussian data (vp-linear, uniform grid, step_size = ald, snr 0.16): 0.299, 0.070, 0.029,
+// 0.014, 0.0083, 0.0055, 0.0037 at N = 8..512 (slope 1.4 over 8..64, pre-asymptotic), stalling above
+// the predictor alone (0.0020 at N = 512) and above snr 0.04 (0.0018); reverse-diffusion predictor
+// 0.31 -> 0.0032 (tests/test_stochastic.cpp PredictorCorrector.*).
 // Options: predictor = euler_maruyama | reverse_diffusion, corrector_steps M = 1 (0..100; 0 = predictor
 // only), snr = 0.16 (score_sde CIFAR-10), step_size = particle | ald. NFE per step 1 + M.
 #include "solvers/stochastic/common.hpp"

@@ -420,7 +420,8 @@ TEST(StochasticConvergence, StrongOrderOneOnTheSamePath) {
                                          {"sde_dpmpp_2m", "logsnr", false},
                                          {"sde_dpmpp_2m", "uniform", false},
                                          {"sde_dpmpp_3m", "logsnr", false},
-                                         {"dpmpp_2s_ancestral", "logsnr", false}}) {
+                                         {"dpmpp_2s_ancestral", "logsnr", false},
+                                         {"dpmpp_sde", "logsnr", false}}) {
     std::vector<double> errs;
     for (double n : ns) {
       const Grid g = make_grid(*sch, spec(c.grid, static_cast<int>(n)));
@@ -491,7 +492,8 @@ TEST(StochasticWeak, ExactAffinePropagationMatchesMonteCarlo) {
 
 // Exact weak errors (W2 of the exact output law to the true marginal at t_lo) and fitted weak orders
 // over N = 32..512. No Monte Carlo noise, so the slopes are exact up to pre-asymptotic terms.
-// Checked: euler_maruyama (uniform grid), ddpm, ddim_eta(0.5), sde_dpmpp_1 (logsnr grid): |p - 1| < 0.2.
+// Checked: euler_maruyama (uniform grid), ddpm, ddim_eta(0.5), sde_dpmpp_1 (logsnr grid): |p - 1| < 0.2;
+// dpmpp_sde (logsnr; eta 0.5 on edm): |p - 2| < 0.2 (a linear SDE: measured 2.04 and 1.94).
 TEST(StochasticWeak, ExactWeakOrders) {
   const auto gm = single_gaussian(2, 4);
   const auto sch = make_schedule("vp-linear");
@@ -504,6 +506,7 @@ TEST(StochasticWeak, ExactWeakOrders) {
     SolverOptions opt;
     std::string grid;
     bool check;
+    double expect = 1.0;
   };
   const std::vector<Case> cases = {
       {"euler_maruyama", {}, "uniform", true},
@@ -526,6 +529,10 @@ TEST(StochasticWeak, ExactWeakOrders) {
       {"dpmpp_3m", {{"variant", "taylor"}}, "logsnr", false},
       {"edm_churn", {{"S_churn", "10"}}, "edm", false},
       {"edm_churn", {{"S_churn", "0"}}, "edm", false},
+      {"dpmpp_sde", {}, "logsnr", true, 2.0},
+      {"dpmpp_sde", {{"eta", "0.5"}}, "edm", true, 2.0},
+      {"dpmpp_sde", {}, "uniform", false},
+      {"pc", {{"step_size", "ald"}}, "uniform", false},
   };
   std::cout << "[exact weak error W2(output law, true marginal), vp-linear, single Gaussian d = 2, N = 32..512]\n";
   for (const auto& c : cases) {
@@ -538,7 +545,7 @@ TEST(StochasticWeak, ExactWeakOrders) {
     std::cout << "  -> weak order " << std::setprecision(3) << p << " (local "
               << std::log(w[w.size() - 2] / w.back()) / std::log(2.0) << ")\n";
     if (c.check) {
-      EXPECT_NEAR(p, 1.0, 0.2) << s->describe();
+      EXPECT_NEAR(p, c.expect, 0.2) << s->describe();
     }
   }
 }
@@ -792,6 +799,39 @@ TEST(Langevin, ParticleRuleIsBiasedAtAnyStepWhereAldIsNot) {
   std::cout << "[particle rule, d = 2, snr 0.16, 10 steps] coordinates beyond 6 sd: " << far << " of " << 2 * n
             << " (Gaussian: ~0.08)\n";
   EXPECT_GT(far, 5);
+}
+
+// dpmpp_sde (k-diffusion's DPM-Solver++ SDE, r = 1/2): its two normals (over [t_i, t_mid] and the
+// whole step) come from one path, so a batch split is bitwise the same (counter-based path, the same
+// arithmetic per column: the model evaluation of a d = 2 column block is exact per column here,
+// checked bitwise); 2 NFE per step; at eta = 0 it is DPM-Solver++(2S) = dpmpp_2s_ancestral(eta = 0)
+// to rounding (1e-13 relative: the same update written with 1 - d/rho vs expm1); a recorded array of
+// one normal per step cannot drive it (sub-step query: InputError).
+TEST(StochasticEquivalence, DpmppSdeSplitsBitwiseAndIsDpmpp2sAtEtaZero) {
+  const auto gm = gmm8_2d();
+  const auto sch = make_schedule("vp-linear");
+  Model m(gm, *sch);
+  const Grid g = make_grid(*sch, spec("logsnr", 16));
+  const MatrixXd X0 = start_points(gm, *sch, 300, 3);
+  auto tree = std::make_shared<BrownianTree>(2, 5, sch->t_lo(), sch->t_hi());
+  const auto full = run("dpmpp_sde", {}, m, g, X0, tree);
+  EXPECT_EQ(full.nfe, 32);
+  const auto lo = run("dpmpp_sde", {}, m, g, X0.leftCols(120), tree, 0);
+  const auto hi = run("dpmpp_sde", {}, m, g, X0.rightCols(180), tree, 120);
+  MatrixXd joined(2, 300);
+  joined << lo.X, hi.X;
+  EXPECT_LT(rel_dev(joined, full.X), 1e-14);
+  for (const std::string grid : {"logsnr", "edm"}) {
+    const Grid gg = make_grid(*sch, spec(grid, 12));
+    const auto a = run("dpmpp_sde", {{"eta", "0"}}, m, gg, X0, tree);
+    const auto b = run("dpmpp_2s_ancestral", {{"eta", "0"}}, m, gg, X0, tree);
+    EXPECT_LT(rel_dev(a.X, b.X), 1e-13) << grid;
+  }
+  std::vector<MatrixXd> xi(16, MatrixXd::Zero(2, 300));
+  MatrixXd X = X0;
+  auto s = make_solver("dpmpp_sde");
+  s->set_noise(std::make_shared<ExplicitNoise>(g.t, xi));
+  EXPECT_THROW(sample(*s, m, g, X), InputError);
 }
 
 // pc's exact weak error on single-Gaussian data (step_size = ald: affine, so propagate_law applies;

@@ -327,8 +327,12 @@ class Report:
         if not metrics:
             self.notes.append("no distribution columns (metric `distribution` not requested): distribution plots skipped")
             return
+        all_metrics = metrics
         for data, grid in self.blocks:
             scheds = self.schedules_of(data, grid)
+            # one-component data: the mode-weight TV is 0 by definition, no panel
+            single = "components" in c and np.all(np.asarray(c["components"][self.sel(data, grid, ok_only=False)]) == 1)
+            metrics = [x for x in all_metrics if not (single and x[0] == "mode_tv")]
             fig, axes = plt.subplots(len(metrics), len(scheds), figsize=(4.6 * len(scheds), 3.9 * len(metrics) + 1.2),
                                      squeeze=False, constrained_layout=True)
             for r, (k, se, lab) in enumerate(metrics):
@@ -444,7 +448,7 @@ class Report:
                 ax.grid(True, which="both", alpha=0.25)
                 ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
                 if fitted or j == 0:
-                    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=1, frameon=False,
+                    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=1, frameon=False,
                               title="solver  p = fitted order (points above the fit floor)" if fitted else "solver",
                               title_fontsize=7)
             suptitle(fig, f"{title}: {self.where(data, grid)}")
@@ -453,7 +457,8 @@ class Report:
     def plot_strong(self):
         c = self.cells
         if "strong" not in c:
-            self.notes.append("no strong-error columns (metric `strong` not requested): strong-error plots skipped")
+            if "family" in c and np.any(c["family"] == "stochastic"):
+                self.notes.append("no strong-error columns (metric `strong` not requested): strong-error plots skipped")
             return
         n = int(np.nanmax(np.asarray(c["strong_particles"], dtype=float))) if "strong_particles" in c else 0
         self.plot_vs_nfe_panels(
@@ -465,7 +470,8 @@ class Report:
     def plot_exact_law(self):
         c = self.cells
         if "w2_exact" not in c:
-            self.notes.append("no exact-law columns (metric `exact_law` not requested): exact weak-error plots skipped")
+            if "components" in c and np.any(np.asarray(c["components"]) == 1):
+                self.notes.append("no exact-law columns (metric `exact_law` not requested): exact weak-error plots skipped")
             return
         self.plot_vs_nfe_panels(
             "exact_law", "Exact weak error (single-Gaussian data, exact output law, no Monte Carlo error)",
@@ -502,11 +508,12 @@ class Report:
                         continue
                     name = c["solver_name"][i] if "solver_name" in c else c["solver"][i].split("(")[0]
                     fam.setdefault((name, mk.group(1)), {}).setdefault(int(c["steps"][i]), []).append((float(mk.group(2)), w, i))
+                family_colors = iter(["tab:green", "tab:purple", "tab:blue", "tab:red", "tab:orange", "tab:brown"] * 4)
                 for (name, kn), by_n in sorted(fam.items()):
                     if len(by_n.get(nmax, [])) < 2:
                         continue
                     pts = sorted(by_n[nmax])
-                    st = self.style(c["solver"][pts[0][2]])
+                    st = dict(self.style(c["solver"][pts[0][2]]), color=next(family_colors))
                     ax.plot([p[0] for p in pts], [p[1] for p in pts], color=st["color"], marker=st["marker"], ms=5, lw=1.4,
                             label=f"{name} ({kn}), N = {nmax}")
                     if nq is not None and len(by_n.get(nq, [])) >= 2:

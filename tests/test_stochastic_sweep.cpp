@@ -109,6 +109,13 @@ class StochasticSweep : public ::testing::Test {
       if (column<std::string>(o, "data")[i] == data && column<std::string>(o, "solver")[i] == solver) return i;
     throw std::runtime_error("no order row " + data + " " + solver);
   }
+  // The checks (one test runs them all on one pair of runs: each ctest process would redo both runs).
+  static void strong_order_one_against_both_references();
+  static void exact_law_columns_and_marginal_drift();
+  static void no_strong_error_without_a_pathwise_limit();
+  static void thread_invariant_and_documented();
+  static void report_has_the_stochastic_figures();
+
   static double D(const std::string& k, std::size_t i) { return column<double>(cells_[2], k)[i]; }
   static double O(const std::string& k, std::size_t i) { return column<double>(orders_[2], k)[i]; }
 
@@ -124,7 +131,7 @@ class StochasticSweep : public ::testing::Test {
 // bounds its reference's own error: the halving argument of cell_metrics.hpp). On the 8-mode mixture
 // the same-path reference is itself unresolved at 16x (particles switch modes: floor ~0.1), and the
 // fit keeps only the points 4x above that floor (< 4 of 5): printed, not checked.
-TEST_F(StochasticSweep, EulerMaruyamaStrongOrderOneAgainstBothReferences) {
+void StochasticSweep::strong_order_one_against_both_references() {
   for (const char* data : {"g", "mix"}) {
     const auto r = order_row(data, "euler_maruyama");
     std::cout << "[sweep] euler_maruyama on " << data << ": strong order " << O("strong_order", r) << " (R^2 "
@@ -158,7 +165,7 @@ TEST_F(StochasticSweep, EulerMaruyamaStrongOrderOneAgainstBothReferences) {
 // preservation: euler_maruyama stays close to every p_t (max W2 at N = 128 < 0.05, falling > 4x from
 // N = 16; measured 0.024),
 // the (1 + eta)/2 variant at eta = 0.5 does not (> 10x, not falling below half its N = 16 value).
-TEST_F(StochasticSweep, ExactLawColumnsAndMarginalDrift) {
+void StochasticSweep::exact_law_columns_and_marginal_drift() {
   const auto gm = mixture_preset("gaussian", 2, 1, 3);
   const auto sch = make_schedule("vp-linear");
   Model m(gm, *sch);
@@ -207,7 +214,7 @@ TEST_F(StochasticSweep, ExactLawColumnsAndMarginalDrift) {
 // Deterministic solvers have no strong columns (NaN, 0 particles); pc has no pathwise limit: no
 // exact-SDE reference, and its same-solver "strong error" does not fall with the steps (the
 // corrector's normals at the finer grid's times are new ones), so no strong order.
-TEST_F(StochasticSweep, NoStrongErrorWithoutAPathwiseLimit) {
+void StochasticSweep::no_strong_error_without_a_pathwise_limit() {
   const auto d = cell("g", "ddim", 32);
   for (const char* k : {"strong", "strong_ref_floor", "strong_exact", "strong_exact_floor"}) EXPECT_TRUE(std::isnan(D(k, d))) << k;
   EXPECT_EQ(column<long long>(cells_[2], "strong_particles")[d], 0);
@@ -221,7 +228,7 @@ TEST_F(StochasticSweep, NoStrongErrorWithoutAPathwiseLimit) {
 
 // One and two worker threads give bitwise the same stochastic columns (the shared references are a
 // pure function of their key), and every new column is documented with its type.
-TEST_F(StochasticSweep, ThreadInvariantAndDocumented) {
+void StochasticSweep::thread_invariant_and_documented() {
   for (const char* k : {"strong", "strong_ref_floor", "strong_exact", "strong_exact_floor", "kl_exact", "w2_exact",
                         "marginal_w2_max"}) {
     const auto& a = column<double>(cells_[1], k);
@@ -241,6 +248,37 @@ TEST_F(StochasticSweep, ThreadInvariantAndDocumented) {
     EXPECT_NE(doc.find(std::string("`") + k + "`"), std::string::npos) << k << " is not documented in results/README.md";
   EXPECT_EQ(cells_[2].columns[std::find(cells_[2].names.begin(), cells_[2].names.end(), "strong_particles") - cells_[2].names.begin()].index(), 1u);
   EXPECT_EQ(orders_[2].columns[std::find(orders_[2].names.begin(), orders_[2].names.end(), "strong_points") - orders_[2].names.begin()].index(), 1u);
+}
+
+// `flowgauge report` on the run: the strong-error, exact-law and marginal-drift figures of the
+// single-Gaussian block exist, the mixture block has a strong-error figure but no exact-law one, and
+// the markdown has the strong / weak order table with the fitted orders.
+void StochasticSweep::report_has_the_stochastic_figures() {
+  if (std::system("/usr/bin/python3 -c 'import h5py, numpy, matplotlib' 2>/dev/null") != 0) {
+    std::cout << "[sweep] python3-h5py / numpy / matplotlib missing: report not checked\n";
+    return;
+  }
+  const auto r = testing::run("report " + (dir_ / "t2.h5").string());
+  ASSERT_EQ(r.status, 0) << r.output;
+  for (const char* png : {"strong_vs_nfe_g_uniform.png", "exact_law_g_uniform.png", "marginal_drift_g_uniform.png",
+                          "strong_vs_nfe_mix_uniform.png"})
+    EXPECT_TRUE(fs::exists(dir_ / "t2" / png)) << png;
+  EXPECT_FALSE(fs::exists(dir_ / "t2" / "exact_law_mix_uniform.png"));
+  std::ifstream in(dir_ / "t2.md");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  const std::string md = ss.str();
+  EXPECT_NE(md.find("## Strong and weak orders (stochastic samplers)"), std::string::npos);
+  EXPECT_NE(md.find(fmt::format("{:.2f}", O("strong_order", order_row("g", "euler_maruyama")))), std::string::npos);
+}
+
+TEST_F(StochasticSweep, StrongWeakMarginalDriftOrdersThreadsSchemaAndReport) {
+  ASSERT_FALSE(cells_.empty()) << "the runs failed";
+  strong_order_one_against_both_references();
+  exact_law_columns_and_marginal_drift();
+  no_strong_error_without_a_pathwise_limit();
+  thread_invariant_and_documented();
+  report_has_the_stochastic_figures();
 }
 
 }  // namespace

@@ -11,7 +11,8 @@
 namespace flowgauge {
 
 // Independent uses of one seed get distinct streams.
-enum class Stream : std::uint64_t { kMixtureComponent = 1, kMixtureNoise = 2, kBrownian = 3, kProbe = 4 };
+// kAuxiliary: normals a sampler needs besides its Brownian path (a Langevin corrector's), NoiseSource::auxiliary_normal.
+enum class Stream : std::uint64_t { kMixtureComponent = 1, kMixtureNoise = 2, kBrownian = 3, kProbe = 4, kAuxiliary = 5 };
 
 class CounterRng {
  public:

@@ -1,8 +1,15 @@
 #include "experiments/cell_metrics.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <fmt/format.h>
+#include <future>
+#include <map>
+#include <mutex>
 
+#include "analytics/errors.hpp"
 #include "analytics/metrics/curvature.hpp"
+#include "analytics/order_fit.hpp"
 #include "analytics/metrics/mmd.hpp"
 #include "analytics/metrics/moments.hpp"
 #include "solvers/brownian/brownian_tree.hpp"
@@ -10,6 +17,7 @@
 #include "solvers/likelihood/likelihood.hpp"
 #include "solvers/ode/tableaux.hpp"
 #include "solvers/reference/reference.hpp"
+#include "solvers/stochastic/metrics.hpp"
 
 namespace flowgauge {
 
@@ -92,6 +100,178 @@ void likelihood_metrics(const Experiment& e, const Cell& c, const GaussianMixtur
   row.col<double>("lik_mean_abs_bpd").push_back(r.mean_abs_bpd);
   row.col<double>("lik_prior_mismatch").push_back(r.mean_prior_mismatch);
   row.col<long long>("lik_nfe").push_back(r.nfe);
+}
+
+// ---- stochastic samplers: strong error, exact law ----
+
+namespace {
+
+// A pair of reference solutions at two resolutions (n_s particles); empty when not computable.
+struct StrongRef {
+  MatrixXd fine, half;
+};
+
+// References shared by the cells of one group, computed once per process (whichever cell asks first;
+// the others wait): a pure function of the key, so neither threads nor cell order change a result.
+std::shared_ptr<const StrongRef> shared_ref(const std::string& key, const std::function<StrongRef()>& compute) {
+  static std::mutex m;
+  static std::map<std::string, std::shared_future<std::shared_ptr<const StrongRef>>> cache;
+  std::promise<std::shared_ptr<const StrongRef>> mine;
+  std::shared_future<std::shared_ptr<const StrongRef>> fut;
+  bool first = false;
+  {
+    std::lock_guard<std::mutex> lock(m);
+    auto it = cache.find(key);
+    if (it == cache.end()) {
+      fut = mine.get_future().share();
+      cache.emplace(key, fut);
+      first = true;
+    } else {
+      fut = it->second;
+    }
+  }
+  if (first) {
+    try {
+      mine.set_value(std::make_shared<const StrongRef>(compute()));
+    } catch (...) {
+      mine.set_exception(std::current_exception());
+    }
+  }
+  return fut.get();
+}
+
+double rms_or_nan(const ConstMatRef& x, const MatrixXd& y) {
+  if (y.size() == 0 || !x.allFinite() || !y.allFinite()) return NAN;
+  return stoch::rms_distance(x, y);
+}
+
+}  // namespace
+
+long strong_particles(const Experiment& e) { return std::min<long>(e.particles, 128); }
+
+void strong_metrics(const Experiment& e, const Cell& c, const GaussianMixture& gm, const Schedule& s, const Grid& grid,
+                    const SolverAxis& sv, const MatrixXd& start, const MatrixXd& X, Table& row) {
+  const auto tr = make_solver(sv.name, sv.options)->traits();
+  const long n = strong_particles(e);
+  double strong = NAN, floor = NAN, exact = NAN, exact_floor = NAN;
+  const GridSpec& gs = e.grids[c.grid].spec;
+  if (tr.stochastic && gs.kind != "explicit") {
+    const int nmax = *std::max_element(e.steps.begin(), e.steps.end());
+    const MatrixXd X0 = start.leftCols(n);
+    auto grid_at = [&](int steps) {
+      GridSpec g = gs;
+      g.steps = steps;
+      return make_grid(s, g);
+    };
+    auto path = [&] { return brownian_path(gm, s, c.seed); };
+    // The same solver at kStrongFactor x and kStrongFactor/2 x the plan's largest step count.
+    const auto ref = shared_ref(fmt::format("{:016x}|same|{}|{}|{}|{}|{}", e.plan_hash, c.data, c.schedule, c.solver, c.grid,
+                                            c.seed),
+                                [&] {
+                                  StrongRef r;
+                                  Model m(gm, s);
+                                  for (auto [steps, out] : {std::pair{kStrongFactor * nmax, &r.fine},
+                                                            std::pair{kStrongFactor / 2 * nmax, &r.half}}) {
+                                    auto solver = make_solver(sv.name, sv.options);
+                                    solver->set_noise(path());
+                                    *out = X0;
+                                    sample(*solver, m, grid_at(steps), *out);
+                                  }
+                                  return r;
+                                });
+    strong = rms_or_nan(X.leftCols(n), ref->fine);
+    floor = rms_or_nan(ref->half, ref->fine);
+    // The exact solution of the limiting linear SDE (single-Gaussian data), shared by every solver
+    // with the same limit.
+    if (gm.size() == 1 && std::isfinite(tr.limit_drift) && std::isfinite(tr.limit_noise) && !grid.denoise_final) {
+      const auto ex = shared_ref(fmt::format("{:016x}|exact|{}|{}|{:.17g}|{:.17g}|{}|{}", e.plan_hash, c.data, c.schedule,
+                                             tr.limit_drift, tr.limit_noise, c.grid, c.seed),
+                                 [&] {
+                                   StrongRef r;
+                                   const auto noise = path();
+                                   r.fine = stoch::linear_sde_solution(gm, s, tr.limit_drift, tr.limit_noise,
+                                                                       grid_at(kStrongFactor * nmax).t, X0, *noise);
+                                   r.half = stoch::linear_sde_solution(gm, s, tr.limit_drift, tr.limit_noise,
+                                                                       grid_at(kStrongFactor / 2 * nmax).t, X0, *noise);
+                                   return r;
+                                 });
+      exact = rms_or_nan(X.leftCols(n), ex->fine);
+      exact_floor = rms_or_nan(ex->half, ex->fine);
+    }
+  }
+  row.col<double>("strong").push_back(strong);
+  row.col<double>("strong_ref_floor").push_back(floor);
+  row.col<double>("strong_exact").push_back(exact);
+  row.col<double>("strong_exact_floor").push_back(exact_floor);
+  row.col<long long>("strong_particles").push_back(tr.stochastic ? n : 0);
+}
+
+void exact_law_metrics(const GaussianMixture& gm, const Schedule& s, const Grid& grid, const SolverAxis& sv, Table& row,
+                       std::vector<std::pair<std::string, VectorXd>>& arrays) {
+  const int N = grid.steps();
+  double kl = NAN, w2 = NAN, wmax = NAN;
+  VectorXd wt = VectorXd::Constant(N + 1, NAN);
+  if (gm.size() == 1) {
+    Model model(gm, s);
+    const TimePoint p0 = s.at(grid.t.front());
+    const auto start = stoch::marginal_law(gm, p0.alpha, p0.sigma);
+    const auto path = stoch::propagate_law_path(sv.name, sv.options, model, grid, start);
+    if (path.affine) {
+      wmax = 0;
+      for (std::size_t j = 0; j < path.index.size(); ++j) {
+        const int i = path.index[j];
+        const bool data_end = i == N && grid.denoise_final;  // the x0-prediction: against the data law
+        const TimePoint p = s.at(grid.t[i]);
+        const auto truth = stoch::marginal_law(gm, data_end ? 1.0 : p.alpha, data_end ? 0.0 : p.sigma);
+        wt(i) = stoch::w2_distance(path.laws[j], truth);
+        wmax = std::max(wmax, wt(i));
+        if (i == N) {
+          w2 = wt(i);
+          try {
+            kl = stoch::kl_divergence(path.laws[j], truth);
+          } catch (const InputError&) {  // a singular law (rank-deficient data at sigma = 0): KL undefined
+          }
+        }
+      }
+    }
+  }
+  row.col<double>("kl_exact").push_back(kl);
+  row.col<double>("w2_exact").push_back(w2);
+  row.col<double>("marginal_w2_max").push_back(wmax);
+  // Only where defined: a resumed run re-reads cell arrays with a reader that refuses NaN.
+  if (std::isfinite(wmax)) arrays.emplace_back("marginal_w2_t", wt);
+}
+
+void stochastic_order_fits(const Table& cells, const std::vector<std::size_t>& rows, Table& orders) {
+  auto has = [&](const char* k) { return std::find(cells.names.begin(), cells.names.end(), k) != cells.names.end(); };
+  auto D = [&](const char* k) -> const std::vector<double>& {
+    return std::get<std::vector<double>>(cells.columns[std::find(cells.names.begin(), cells.names.end(), k) - cells.names.begin()]);
+  };
+  const auto& steps = std::get<std::vector<long long>>(
+      cells.columns[std::find(cells.names.begin(), cells.names.end(), "steps") - cells.names.begin()]);
+  auto fit = [&](const char* err, const char* floor_col, double floor_factor, double floor_abs, const std::string& prefix) {
+    std::vector<double> ns, es;
+    double floor = floor_abs;
+    for (auto r : rows) {
+      ns.push_back(double(steps[r]));
+      es.push_back(D(err)[r]);
+      if (floor_col && std::isfinite(D(floor_col)[r])) floor = std::max(floor, floor_factor * D(floor_col)[r]);
+    }
+    const OrderFit f = fit_order(ns, es, floor);
+    orders.col<double>(prefix + "_order").push_back(f.order);
+    orders.col<double>(prefix + "_r2").push_back(f.r2);
+    orders.col<long long>(prefix + "_points").push_back(f.points);
+    orders.col<double>(prefix + "_fit_floor").push_back(floor);
+  };
+  // 4 x the floor: the floor bounds the reference's own error (halving argument, strong order >= 1),
+  // so fitted points are >= 4x above it: < 25 % (typically << 25 %, the errors are nearly
+  // uncorrelated) bias of the point, < 0.1 on a slope over a 16x range of steps.
+  if (has("strong")) {
+    fit("strong", "strong_ref_floor", 4.0, 0.0, "strong");
+    fit("strong_exact", "strong_exact_floor", 4.0, 0.0, "strong_exact");
+  }
+  // W2 from the exact laws: rounding ~ (1e-15 tr C)^{1/2} ~ 1e-7 for tr C <= 10; points above 1e-6.
+  if (has("w2_exact")) fit("w2_exact", nullptr, 0.0, 1e-6, "weak");
 }
 
 CurvatureStudy curvature_study(const Experiment& e) {

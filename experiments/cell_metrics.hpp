@@ -33,6 +33,34 @@ VectorXd lte_profile(const SolverAxis& sv, Model& model, const Grid& grid, const
 void likelihood_metrics(const Experiment& e, const Cell& c, const GaussianMixture& gm, const Schedule& s, const Grid& grid,
                         const SolverAxis& sv, Table& row);
 
+// Stochastic samplers (metric `strong`; NaN for deterministic solvers): on the first
+// strong_particles(e) particles, the RMS over particles of |x - x_ref| at the final time against the
+// same solver on the same Brownian paths with kStrongFactor x the largest step count of the plan
+// (`strong`; its own error bounded by `strong_ref_floor` = RMS |x_ref - x_ref/2| against half that
+// resolution), and for single-Gaussian data against the exact solution of the sampler's limiting SDE
+// (traits' limit_drift / limit_noise) on that path (`strong_exact`, `strong_exact_floor`;
+// stoch::linear_sde_solution on the grid kind at kStrongFactor x the largest step count). References
+// are computed once per (data, schedule, solver or limit SDE, grid, seed) and shared by the cells.
+inline constexpr int kStrongFactor = 16;
+// min(particles, 128): the references cost 24x the largest step count per particle (~3.5 us per
+// particle-step for the Brownian tree); 128 particles x d coordinates give the RMS to ~5 %.
+long strong_particles(const Experiment& e);
+void strong_metrics(const Experiment& e, const Cell& c, const GaussianMixture& gm, const Schedule& s, const Grid& grid,
+                    const SolverAxis& sv, const MatrixXd& start, const MatrixXd& X, Table& row);
+
+// Exact law (metric `exact_law`; single-Gaussian data and samplers affine in start point and noise,
+// NaN otherwise): the output law from stoch::propagate_law_path against the true law at the grid's
+// last time (`kl_exact`, `w2_exact`), and the W2 to the true marginal p_{t_i} at every grid time the
+// sampler reaches (array `marginal_w2_t`, only where defined; its maximum `marginal_w2_max`).
+void exact_law_metrics(const GaussianMixture& gm, const Schedule& s, const Grid& grid, const SolverAxis& sv, Table& row,
+                       std::vector<std::pair<std::string, VectorXd>>& arrays);
+
+// Order fits of the stochastic error columns for one /orders group (the cells' rows `rows`), appended
+// to the group's row of `orders`: strong_{order,r2,points,fit_floor} (from `strong`, fit floor 4 x the largest strong_ref_floor),
+// strong_exact_* (likewise), weak_* (from `w2_exact`, points above 1e-6). Columns only when the cells
+// have them.
+void stochastic_order_fits(const Table& cells, const std::vector<std::size_t>& rows, Table& orders);
+
 // Geometry of exact PF-ODE paths per (data, schedule, coordinates): a fine logsnr-grid reference
 // (curvature_steps) from exact draws at t_hi, measured in each coordinate system (samplers.md 6).
 struct CurvatureStudy {

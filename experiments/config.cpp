@@ -24,7 +24,7 @@ bool Experiment::wants(const std::string& m) const {
 
 namespace {
 
-const std::vector<std::string> kMetrics = {"error", "distribution", "curvature", "lte", "likelihood"};
+const std::vector<std::string> kMetrics = {"error", "distribution", "curvature", "lte", "likelihood", "strong", "exact_law"};
 
 // Error helpers: "file:line:col: key: message".
 struct Ctx {

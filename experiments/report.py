@@ -126,6 +126,13 @@ def panel_grid(n, w=5.4, h=4.2, ncols=None, extra_h=0.0):
     return fig, axes[:n]
 
 
+def suptitle(fig, text, fontsize=11):
+    """Figure title wrapped to the figure's width (narrow one-panel figures clipped long titles)."""
+    import textwrap
+    width = max(30, int(fig.get_figwidth() * 100 / fontsize))
+    fig.suptitle("\n".join(textwrap.wrap(text, width)), fontsize=fontsize)
+
+
 def save(fig, outdir, name, made):
     path = os.path.join(outdir, name)
     fig.savefig(path, dpi=DPI)
@@ -309,7 +316,7 @@ class Report:
             pp = f", {particles} particles per cell" if particles else ""
             if x == "wall_seconds":
                 pp += f"; {self.attrs.get('threads', '?')} worker threads share the cores"
-            fig.suptitle(f"{title}: {self.where(data, grid)}{pp}", fontsize=11)
+            suptitle(fig, f"{title}: {self.where(data, grid)}{pp}")
             self.plots.append((fname, save(fig, self.outdir, f"{fname}{self.suffix(data, grid)}.png", [])))
 
     def plot_distribution(self):
@@ -320,8 +327,12 @@ class Report:
         if not metrics:
             self.notes.append("no distribution columns (metric `distribution` not requested): distribution plots skipped")
             return
+        all_metrics = metrics
         for data, grid in self.blocks:
             scheds = self.schedules_of(data, grid)
+            # one-component data: the mode-weight TV is 0 by definition, no panel
+            single = "components" in c and np.all(np.asarray(c["components"][self.sel(data, grid, ok_only=False)]) == 1)
+            metrics = [x for x in all_metrics if not (single and x[0] == "mode_tv")]
             fig, axes = plt.subplots(len(metrics), len(scheds), figsize=(4.6 * len(scheds), 3.9 * len(metrics) + 1.2),
                                      squeeze=False, constrained_layout=True)
             for r, (k, se, lab) in enumerate(metrics):
@@ -363,8 +374,203 @@ class Report:
             # outside, right of the top-right panel (constrained layout makes room for it)
             axes[0, -1].legend(*axes[0, 0].get_legend_handles_labels(), loc="upper left", bbox_to_anchor=(1.02, 1.0),
                                fontsize=8, frameon=False, title="solver", title_fontsize=8)
-            fig.suptitle(f"Distribution error of the final samples against exact p: {self.where(data, grid)}", fontsize=11)
+            suptitle(fig, f"Distribution error of the final samples against exact p: {self.where(data, grid)}")
             self.plots.append(("distribution", save(fig, self.outdir, f"distribution{self.suffix(data, grid)}.png", [])))
+
+    # -- stochastic samplers (metrics `strong`, `exact_law`)
+    def order_value(self, data, grid, schedule, solver, key):
+        """Mean over seeds of an /orders column (NaN if absent)."""
+        o = self.orders
+        if o is None or key not in o:
+            return np.nan
+        m = (o["data"] == data) & (o["grid"] == grid) & (o["schedule"] == schedule) & (o["solver"] == solver)
+        v = np.asarray(o[key][m], dtype=float)
+        v = v[np.isfinite(v)]
+        return float(np.mean(v)) if len(v) else np.nan
+
+    def has_finite(self, data, grid, key):
+        c = self.cells
+        if key not in c:
+            return False
+        v = np.asarray(c[key][self.sel(data, grid)], dtype=float)
+        return bool(np.any(np.isfinite(v) & (v > 0)))
+
+    def plot_vs_nfe_panels(self, fname, title, panels, caption_key):
+        """Log-log error against NFE for the columns in `panels` = [(column, floor column, order prefix, ylabel)],
+        one figure per (data, grid) block where any is finite; one panel per (column, schedule)."""
+        c = self.cells
+        for data, grid in self.blocks:
+            use = [p for p in panels if self.has_finite(data, grid, p[0])]
+            if not use:
+                continue
+            scheds = self.schedules_of(data, grid)
+            fig, axes = plt.subplots(1, len(use) * len(scheds), figsize=(5.6 * len(use) * len(scheds), 5.4), squeeze=False,
+                                     constrained_layout=True)
+            for j, ((k, floor_k, prefix, ylab), sch) in enumerate([(p, s_) for p in use for s_ in scheds]):
+                ax = axes[0, j]
+                ymin, floors = np.inf, []
+                fitted = self.orders is not None and prefix + "_order" in self.orders
+                for sv in self.solvers:
+                    m = self.sel(data, grid, sch, sv)
+                    if not np.any(m):
+                        continue
+                    xs, ys = self.series(m, k)
+                    ok = np.isfinite(ys) & (ys > 0) & (xs > 0)
+                    if not np.any(ok):
+                        continue
+                    ymin = min(ymin, float(ys[ok].min()))
+                    st = self.style(sv)
+                    lab = sv
+                    if fitted:
+                        p = self.order_value(data, grid, sch, sv, prefix + "_order")
+                        r2 = self.order_value(data, grid, sch, sv, prefix + "_r2")
+                        lab += f"  p={fmt_f(p)}" + (f" (R²={r2:.3f})" if np.isfinite(r2) else "")
+                    ax.plot(xs[ok], ys[ok], color=st["color"], marker=st["marker"], linestyle=st["linestyle"], ms=4,
+                            lw=1.3, label=lab)
+                    if floor_k and floor_k in c:
+                        _, fl = self.series(m, floor_k)
+                        if np.any(np.isfinite(fl) & (fl > 0)):
+                            floors.append((xs[ok], fl[ok], st["color"]))
+                below = 0
+                for xs, fl, color in floors:  # floors more than 2 decades under the data: counted, not drawn
+                    if np.nanmax(fl) < ymin / 100:
+                        below += 1
+                    else:
+                        ax.plot(xs, fl, color=color, lw=0.8, ls=":", alpha=0.8)
+                if below:
+                    ax.text(0.02, 0.02, f"{below} floor(s) > 2 decades below the data, not drawn", transform=ax.transAxes,
+                            fontsize=7.5, color="0.3")
+                ax.set_xscale("log")
+                ax.set_yscale("log")
+                ax.set_xlabel("model evaluations (NFE)")
+                ax.set_ylabel(ylab, fontsize=9)
+                ax.set_title(f"schedule {sch}  ({grid})", fontsize=10)
+                ax.grid(True, which="both", alpha=0.25)
+                ax.xaxis.set_minor_formatter(matplotlib.ticker.NullFormatter())
+                if fitted or j == 0:
+                    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.17), ncol=1, frameon=False,
+                              title="solver  p = fitted order (points above the fit floor)" if fitted else "solver",
+                              title_fontsize=7)
+            suptitle(fig, f"{title}: {self.where(data, grid)}")
+            self.plots.append((caption_key, save(fig, self.outdir, f"{fname}{self.suffix(data, grid)}.png", [])))
+
+    def plot_strong(self):
+        c = self.cells
+        if "strong" not in c:
+            if "family" in c and np.any(c["family"] == "stochastic"):
+                self.notes.append("no strong-error columns (metric `strong` not requested): strong-error plots skipped")
+            return
+        n = int(np.nanmax(np.asarray(c["strong_particles"], dtype=float))) if "strong_particles" in c else 0
+        self.plot_vs_nfe_panels(
+            "strong_vs_nfe", f"Strong (pathwise) error of stochastic samplers, {n} particles",
+            [("strong", "strong_ref_floor", "strong", "RMS |x - x_ref| (same solver, same path, 16x steps)"),
+             ("strong_exact", "strong_exact_floor", "strong_exact", "RMS |x - x*| (exact limiting linear SDE, same path)")],
+            "strong")
+
+    def plot_exact_law(self):
+        c = self.cells
+        if "w2_exact" not in c:
+            if "components" in c and np.any(np.asarray(c["components"]) == 1):
+                self.notes.append("no exact-law columns (metric `exact_law` not requested): exact weak-error plots skipped")
+            return
+        self.plot_vs_nfe_panels(
+            "exact_law", "Exact weak error (single-Gaussian data, exact output law, no Monte Carlo error)",
+            [("w2_exact", None, "weak", "W2(output law, true law) at t_final"),
+             ("kl_exact", None, "kl", "KL(output law || true law) at t_final")],
+            "exact_law")
+
+    def plot_marginal_drift(self):
+        """Marginal preservation of the eta / gamma families: max over the path of W2(law_t, p_t) against the
+        stochasticity knob (solvers run at >= 2 knob values; solid: the largest step count, dashed: a quarter
+        of it), and the profile W2(law_t, p_t) along t at the largest step count."""
+        c = self.cells
+        if "marginal_w2_max" not in c:
+            return
+        knob = re.compile(r"[(,]\s*(eta|gamma)=([0-9.eE+-]+)")
+        for data, grid in self.blocks:
+            if not self.has_finite(data, grid, "marginal_w2_max"):
+                continue
+            scheds = self.schedules_of(data, grid)
+            fig, axes = plt.subplots(2, len(scheds), figsize=(6.4 * len(scheds), 9.4), squeeze=False, constrained_layout=True)
+            for j, sch in enumerate(scheds):
+                ax, axp = axes[0, j], axes[1, j]
+                m0 = self.sel(data, grid, sch)
+                steps = sorted({int(v) for v in c["steps"][m0]})
+                if not steps:
+                    continue
+                nmax = steps[-1]
+                nq = max([n for n in steps if n <= nmax // 4], default=None)
+                fam = {}  # solver name -> {steps: [(knob, w2, row)]}
+                for i in np.nonzero(m0)[0]:
+                    mk = knob.search(c["solver"][i])
+                    w = float(c["marginal_w2_max"][i])
+                    if mk is None or not np.isfinite(w):
+                        continue
+                    name = c["solver_name"][i] if "solver_name" in c else c["solver"][i].split("(")[0]
+                    fam.setdefault((name, mk.group(1)), {}).setdefault(int(c["steps"][i]), []).append((float(mk.group(2)), w, i))
+                family_colors = iter(["tab:green", "tab:purple", "tab:blue", "tab:red", "tab:orange", "tab:brown"] * 4)
+                for (name, kn), by_n in sorted(fam.items()):
+                    if len(by_n.get(nmax, [])) < 2:
+                        continue
+                    pts = sorted(by_n[nmax])
+                    st = dict(self.style(c["solver"][pts[0][2]]), color=next(family_colors))
+                    ax.plot([p[0] for p in pts], [p[1] for p in pts], color=st["color"], marker=st["marker"], ms=5, lw=1.4,
+                            label=f"{name} ({kn}), N = {nmax}")
+                    if nq is not None and len(by_n.get(nq, [])) >= 2:
+                        q = sorted(by_n[nq])
+                        ax.plot([p[0] for p in q], [p[1] for p in q], color=st["color"], marker=st["marker"], ms=4, lw=1.0,
+                                ls="--", alpha=0.7, label=f"{name} ({kn}), N = {nq}")
+                    for val, w, i in pts:
+                        g = self.f.get(f"cell_arrays/{int(col(c, 'cell_id')[i]):06d}")
+                        if g is None or "marginal_w2_t" not in g or "t" not in g:
+                            continue
+                        wt, tt = g["marginal_w2_t"][()], g["t"][()]
+                        ok = np.isfinite(wt) & (wt > 0)
+                        axp.plot(tt[ok], wt[ok], color=st["color"], lw=1.0, alpha=0.35 + 0.65 * min(1.0, val / 1.5),
+                                 label=c["solver"][i])
+                ax.set_yscale("log")
+                ax.set_xlabel("stochasticity knob (eta; gamma for sde_dpmpp_*)")
+                ax.set_ylabel("max over the path of W2(law_t, p_t)", fontsize=9)
+                ax.set_title(f"marginal drift against the knob: schedule {sch} ({grid})", fontsize=10)
+                ax.grid(True, which="both", alpha=0.25)
+                ax.legend(fontsize=7, frameon=False)
+                axp.set_xscale("log")
+                axp.set_yscale("log")
+                axp.set_xlabel("t (native time; the sampler runs from right to left)")
+                axp.set_ylabel(f"W2(law_t, p_t), N = {nmax}", fontsize=9)
+                axp.set_title("along the path (darker: larger knob)", fontsize=10)
+                axp.grid(True, which="both", alpha=0.25)
+                axp.legend(fontsize=6.5, frameon=False, ncol=2)
+            suptitle(fig, f"Marginal preservation (exact laws): {self.where(data, grid)}")
+            self.plots.append(("marginal_drift", save(fig, self.outdir, f"marginal_drift{self.suffix(data, grid)}.png", [])))
+
+    def stochastic_order_lines(self):
+        """Markdown table of strong / weak orders of stochastic samplers (when fitted)."""
+        o = self.orders
+        if o is None or not any(k in o for k in ("strong_order", "weak_order")):
+            return []
+        keys = [(k, lab) for k, lab in (("strong_order", "strong (same solver)"), ("strong_exact_order", "strong (exact SDE)"),
+                                        ("weak_order", "weak (exact W2)")) if k in o]
+        L = ["## Strong and weak orders (stochastic samplers)", "",
+             "Slopes of log error against log steps: strong against the same solver on the same Brownian path at 16x "
+             "the steps and against the exact solution of the limiting linear SDE (single-Gaussian data); weak from the "
+             "exact W2 of the output law. Points below each fit floor are left out; n/a: nothing to fit (no pathwise "
+             "limit, mixture data, deterministic solver).", "",
+             "| data | grid | schedule | solver | " + " | ".join(lab for _, lab in keys) + " |",
+             "|---|---|---|---|" + "---|" * len(keys)]
+        for i in range(rows(o)):
+            vals = []
+            for k, _ in keys:
+                v = float(o[k][i])
+                r2k = k.replace("_order", "_r2")
+                pk = k.replace("_order", "_points")
+                r2 = float(o[r2k][i]) if r2k in o else np.nan
+                pts = int(o[pk][i]) if pk in o else 0
+                vals.append("n/a" if not np.isfinite(v) else f"{v:.2f} (R² {r2:.3f}, {pts} pts)")
+            if all(v == "n/a" for v in vals):
+                continue
+            L.append(f"| {o['data'][i]} | {o['grid'][i]} | {o['schedule'][i]} | `{o['solver'][i]}` | " + " | ".join(vals) + " |")
+        return L + [""]
 
     def plot_likelihood(self):
         """Likelihood error (nats, mean |log p - closed form| over points) against the likelihood NFE."""
@@ -557,7 +763,8 @@ class Report:
         for data, grid in self.blocks:
             scheds = self.schedules_of(data, grid)
             w = max(len(s) for s in self.solvers) + 2
-            lines.append(f"{data}, {grid}: RMS error at the largest NFE (NFE) / fitted order p")
+            lines.append(f"{data}, {grid}: RMS error at the largest NFE (NFE) / fitted order p"
+                         + ("; stochastic samplers: s = strong error, p = strong order" if "strong" in c else ""))
             lines.append("solver".ljust(w) + "".join(s[:24].ljust(26) for s in scheds))
             for sv in self.solvers:
                 cells_ = []
@@ -567,14 +774,20 @@ class Report:
                         cells_.append("-".ljust(26))
                         continue
                     mk = m & self.ok
+                    # stochastic samplers: the strong error and order (error_rms is the distance to the PF-ODE path)
+                    strong = "strong" in c and "family" in c and np.any(c["family"][m] == "stochastic")
+                    key = "strong" if strong else "error_rms"
                     if np.any(mk):
                         nfe = np.asarray(c["nfe"][mk], dtype=float)
                         i = np.nonzero(mk)[0][np.argmax(nfe)]
-                        e = f"{fmt_e(float(c['error_rms'][i]))} ({int(nfe.max())})"
+                        e = f"{'s ' if strong else ''}{fmt_e(float(c[key][i]))} ({int(nfe.max())})"
                     else:
                         e = "failed"
-                    fit = self.fit(data, grid, sch, sv)
-                    p = fmt_f(fit["fitted"]) if fit else "n/a"
+                    if strong:
+                        p = fmt_f(self.order_value(data, grid, sch, sv, "strong_order"))
+                    else:
+                        fit = self.fit(data, grid, sch, sv)
+                        p = fmt_f(fit["fitted"]) if fit else "n/a"
                     cells_.append(f"{e} p={p}".ljust(26))
                 lines.append(sv.ljust(w) + "".join(cells_))
             lines.append("")
@@ -688,9 +901,13 @@ class Report:
             self.plot_error_vs("wall_seconds", "work_precision", "wall time per cell [s]", "Work-precision")
             self.plot_distribution()
             self.plot_likelihood()
+            self.plot_strong()
+            self.plot_exact_law()
+            self.plot_marginal_drift()
         self.plot_curvature()
         self.plot_trajectories()
         L = self.markdown()
+        L += self.stochastic_order_lines()
         L += ["## Plots", ""]
         rel = os.path.dirname(self.base) or "."
         captions = {"error_vs_nfe": "Final RMS error against model evaluations, log-log, one panel per schedule; legend: "
@@ -705,7 +922,18 @@ class Report:
                     "kappa": "Mean curvature κ(s) along the exact paths, one panel per schedule, one line per "
                              "coordinate system.",
                     "trajectories": "Exact reference paths (red) over the exact density at the data end (blue), "
-                                    "end points black."}
+                                    "end points black.",
+                    "strong": "Strong (pathwise) error of the stochastic samplers against NFE, log-log: left against the "
+                              "same solver on the same Brownian paths at 16x the largest step count, right (single-Gaussian "
+                              "data) against the exact solution of the limiting linear SDE; dotted: each reference's floor "
+                              "(its distance to the same reference at 8x), p: fitted strong order.",
+                    "exact_law": "Exact weak error on single-Gaussian data: W2 and KL between the sampler's exact output law "
+                                 "(propagated through the step code) and the true law, against NFE; p: fitted order.",
+                    "marginal_drift": "Marginal preservation: top, the largest W2 between the exact law and the true "
+                                      "marginal p_t over the path against eta (gamma), solid at the largest step count, "
+                                      "dashed at a quarter of it; bottom, W2(law_t, p_t) along t. The eta family "
+                                      "(1 + eta^2)/2 has discretization error only (it falls with the steps); the "
+                                      "(1 + eta)/2 variant drifts for eta not in {0, 1} at any step count."}
         for sec, p in self.plots:
             r = os.path.relpath(p, rel)
             L += [f"### [{os.path.basename(p)}]({r})", "", captions.get(sec, ""), "", f"![{os.path.basename(p)}]({r})", ""]

@@ -138,6 +138,8 @@ CellResult compute_cell(const Experiment& e, const Cell& c, ReferenceCache& refs
   if (e.wants("distribution")) distribution_metrics(e, gm, sch, grid, X, T);
   if (e.wants("lte")) r.arrays.emplace_back("lte_rms_t", lte_profile(sv, model, grid, *ref));
   if (e.wants("likelihood")) likelihood_metrics(e, c, gm, sch, grid, sv, T);
+  if (e.wants("strong")) strong_metrics(e, c, gm, sch, grid, sv, start, X, T);
+  if (e.wants("exact_law")) exact_law_metrics(gm, sch, grid, sv, T, r.arrays);
   return r;
 }
 
@@ -315,6 +317,7 @@ Table fit_orders(const Table& cells) {
     o.col<double>("r2").push_back(f.r2);
     o.col<long long>("points").push_back(f.points);
     o.col<double>("error_floor").push_back(100 * floor);
+    stochastic_order_fits(cells, rows, o);  // strong / weak orders of stochastic samplers (cell_metrics.hpp)
   }
   return o;
 }

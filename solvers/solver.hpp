@@ -2,6 +2,7 @@
 // The sampler interface (diffrax / k-diffusion shape): a solver advances a d x N batch one grid
 // step at a time; metadata is data (OrdinaryDiffEq-style traits), so tests are generated from it.
 #include <functional>
+#include <limits>
 #include <map>
 #include <memory>
 #include <string>
@@ -21,6 +22,13 @@ struct SolverTraits {
   int history = 0;         // past evaluations kept between steps
   bool adaptive = false;   // chooses its own inner steps (order tests skip it)
   bool stochastic = false; // injects noise
+  // Stochastic samplers: the reverse SDE the sampler converges to PATHWISE as the grid is refined, on
+  // its Brownian path W in native time (solvers/brownian/noise.hpp):
+  //   dx = [f x - limit_drift g^2 score] dt + limit_noise g dW   (the eta family: (1 + eta^2)/2, eta).
+  // NaN: no such limit (a grid-dependent churn; noise that is not a Brownian increment). Used for the
+  // strong error against the exact solution on single-Gaussian data (solvers/stochastic/metrics.hpp).
+  double limit_drift = std::numeric_limits<double>::quiet_NaN();
+  double limit_noise = std::numeric_limits<double>::quiet_NaN();
 };
 
 // Solver options as given by the user (TOML or --option key=value), read with OptionReader.

@@ -1,6 +1,7 @@
 #include "solvers/brownian/brownian_tree.hpp"
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <fmt/format.h>
 #include <numbers>
@@ -17,6 +18,30 @@ void NoiseSource::normal(double ta, double tb, std::int64_t first, MatRef out) c
   out /= std::sqrt(std::abs(tb - ta));
 }
 
+void NoiseSource::auxiliary_normal(double, int, std::int64_t, MatRef) const {
+  throw InputError(fmt::format("{}: has no auxiliary normals (the sampler needs noise that is not a Brownian "
+                               "increment, e.g. a Langevin corrector's; use a generated path, --seed)",
+                               describe()));
+}
+
+namespace {
+// d standard normals (Box-Muller on Philox uniforms, counter (particle, block, sub0 + dimension block)).
+void counter_normals(const CounterRng& rng, std::uint64_t particle, std::uint64_t block, std::uint64_t sub0, int d,
+                     double* z) {
+  for (int i = 0; i < d; i += 4) {
+    const auto u = rng.uniforms(particle, block, sub0 + static_cast<std::uint64_t>(i / 4));
+    const double r0 = std::sqrt(-2.0 * std::log(u[0]));
+    z[i] = r0 * std::cos(2 * std::numbers::pi * u[1]);
+    if (i + 1 < d) z[i + 1] = r0 * std::sin(2 * std::numbers::pi * u[1]);
+    if (i + 2 < d) {
+      const double r1 = std::sqrt(-2.0 * std::log(u[2]));
+      z[i + 2] = r1 * std::cos(2 * std::numbers::pi * u[3]);
+      if (i + 3 < d) z[i + 3] = r1 * std::sin(2 * std::numbers::pi * u[3]);
+    }
+  }
+}
+}  // namespace
+
 // Descent state: dyadic interval (level k, index j) = [lo + span j 2^-k, lo + span (j+1) 2^-k]
 // with the path values wa, wb (d each) at its ends.
 struct BrownianTree::Cursor {
@@ -29,7 +54,7 @@ struct BrownianTree::Cursor {
 BrownianTree::BrownianTree(int dim, std::uint64_t seed, double t_lo, double t_hi, int depth,
                            double bridge_variance_scale)
     : d_(dim), depth_(depth), seed_(seed), lo_(t_lo), hi_(t_hi), span_(t_hi - t_lo),
-      scale_(bridge_variance_scale), rng_(seed, Stream::kBrownian) {
+      scale_(bridge_variance_scale), rng_(seed, Stream::kBrownian), aux_(seed, Stream::kAuxiliary) {
   if (dim < 1) throw InputError(fmt::format("Brownian tree: dimension {} < 1", dim));
   if (!(t_lo < t_hi) || !std::isfinite(t_lo) || !std::isfinite(t_hi))
     throw InputError(fmt::format("Brownian tree: need finite t_lo < t_hi, got [{}, {}]", t_lo, t_hi));
@@ -49,19 +74,19 @@ void BrownianTree::check(double t) const {
     throw std::out_of_range(fmt::format("Brownian tree on [{}, {}] queried at t = {}", lo_, hi_, t));
 }
 
-// d standard normals of one node (Box-Muller on Philox uniforms, counter (particle, node, block)).
+// d standard normals of one node (counter (particle, node, dimension block)).
 void BrownianTree::node_normals(std::uint64_t particle, std::uint64_t node, double* z) const {
-  for (int i = 0; i < d_; i += 4) {
-    const auto u = rng_.uniforms(particle, node, static_cast<std::uint64_t>(i / 4));
-    const double r0 = std::sqrt(-2.0 * std::log(u[0]));
-    z[i] = r0 * std::cos(2 * std::numbers::pi * u[1]);
-    if (i + 1 < d_) z[i + 1] = r0 * std::sin(2 * std::numbers::pi * u[1]);
-    if (i + 2 < d_) {
-      const double r1 = std::sqrt(-2.0 * std::log(u[2]));
-      z[i + 2] = r1 * std::cos(2 * std::numbers::pi * u[3]);
-      if (i + 3 < d_) z[i + 3] = r1 * std::sin(2 * std::numbers::pi * u[3]);
-    }
-  }
+  counter_normals(rng_, particle, node, 0, d_, z);
+}
+
+// Counter (particle, bits of t, k 2^32 + dimension block): t = -0.0 is keyed as 0.0.
+void BrownianTree::auxiliary_normal(double t, int k, std::int64_t first, MatRef out) const {
+  if (k < 0) throw std::invalid_argument("BrownianTree::auxiliary_normal: negative index");
+  if (out.rows() != d_) throw std::invalid_argument("BrownianTree::auxiliary_normal: wrong row count");
+  const auto tbits = std::bit_cast<std::uint64_t>(t == 0.0 ? 0.0 : t);
+  const std::uint64_t sub0 = static_cast<std::uint64_t>(k) << 32;
+  for (Eigen::Index p = 0; p < out.cols(); ++p)
+    counter_normals(aux_, static_cast<std::uint64_t>(first + p), tbits, sub0, d_, out.col(p).data());
 }
 
 // Midpoint of the cursor's interval, then keep the half that contains t (t >= midpoint: right).

@@ -14,6 +14,9 @@
 //    variance (b - a) - delta with 0 <= delta <= w/2 (0 when a, b are nodes), and the joint law of
 //    increments between nodes is exact. Default depth 40: w = 9.1e-13 on [1e-3, 1] (vp), 7.3e-11
 //    on [0.002, 80] (edm).
+//  - Auxiliary normals (auxiliary_normal(t, k), a Langevin corrector's): Philox on its own stream
+//    (seed, Stream::kAuxiliary; particle, bits of t, k and dimension block), so they are independent
+//    of every node of the tree and of each other, whatever grid or batch asks for them.
 //  - Cost: one descent of `depth` levels per queried time (an increment shares the common prefix),
 //    i.e. ~depth normals per particle and dimension per query; the tree caches nothing (samplers
 //    reuse W at the previous step's end through StepNoise). W(t) from values() and from
@@ -39,6 +42,7 @@ class BrownianTree final : public NoiseSource {
     values(t, first, out);
     return true;
   }
+  void auxiliary_normal(double t, int k, std::int64_t first, MatRef out) const override;
   std::string describe() const override;
 
   double t_lo() const { return lo_; }
@@ -56,7 +60,7 @@ class BrownianTree final : public NoiseSource {
   int d_, depth_;
   std::uint64_t seed_;
   double lo_, hi_, span_, scale_;
-  CounterRng rng_;
+  CounterRng rng_, aux_;
 };
 
 }  // namespace flowgauge

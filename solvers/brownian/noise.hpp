@@ -28,6 +28,10 @@ class NoiseSource {
   // W(t) itself where the source defines it at every t (BrownianTree): lets a reader reuse W at the
   // previous step's end (solvers/stochastic/common.hpp StepNoise). Default: unsupported (false).
   virtual bool path_values(double t, std::int64_t first, MatRef out) const { return false; }
+  // Standard normals that are NOT increments of the path (a Langevin corrector's, solvers/stochastic/
+  // langevin.hpp), keyed by (t, k): independent of the path and of every other key, a pure function of
+  // (seed, particle, t, k) for generated sources. Default (recorded noise): InputError.
+  virtual void auxiliary_normal(double t, int k, std::int64_t first, MatRef out) const;
   virtual std::string describe() const = 0;
 };
 

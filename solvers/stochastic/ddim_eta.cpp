@@ -15,7 +15,10 @@ namespace {
 
 class DdimEta final : public Solver {
  public:
-  explicit DdimEta(double eta) : eta_(eta) {}
+  explicit DdimEta(double eta) : eta_(eta) {
+    tr_.limit_drift = 0.5 * (1.0 + eta * eta);  // gamma = eta^2 as h -> 0 (c^2 ~ eta^2 sigma^2 2h)
+    tr_.limit_noise = eta;
+  }
   const SolverTraits& traits() const override { return tr_; }
 
   void start(Model& m, const Grid& g, Eigen::Index n) override {

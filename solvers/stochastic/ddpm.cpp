@@ -19,7 +19,10 @@ namespace {
 
 class Ddpm final : public Solver {
  public:
-  explicit Ddpm(bool large) : large_(large) {}
+  explicit Ddpm(bool large) : large_(large) {
+    tr_.limit_drift = 1.0;  // gamma = 1 for both variances (c^2 ~ sigma^2 2h)
+    tr_.limit_noise = 1.0;
+  }
   const SolverTraits& traits() const override { return tr_; }
 
   void start(Model& m, const Grid& g, Eigen::Index n) override {

@@ -16,7 +16,10 @@ namespace {
 
 class Dpmpp2sAncestral final : public Solver {
  public:
-  explicit Dpmpp2sAncestral(double eta) : eta_(eta) {}
+  explicit Dpmpp2sAncestral(double eta) : eta_(eta) {
+    tr_.limit_drift = 0.5 * (1.0 + eta * eta);  // the gamma = eta^2 SDE (rho_up^2 ~ eta^2 rho^2 2h)
+    tr_.limit_noise = eta;
+  }
   const SolverTraits& traits() const override { return tr_; }
 
   void start(Model& m, const Grid& g, Eigen::Index n) override {

@@ -13,10 +13,11 @@
 // rho_hat may exceed the first grid value; D(y; rho) needs no schedule time.
 // Options (EDM names): S_churn (default 40), S_tmin (0), S_tmax (1e300 = inf), S_noise (1).
 // EDM's ImageNet-64 setting is S_churn 40, S_tmin 0.05, S_tmax 50, S_noise 1.003.
-// Not a fixed SDE (the churn is per step and grid dependent, samplers.md 1.5). At fixed S_churn the
-// per-step churn variance is ~ 2 rho^2 S_churn/N, so the grid family has a limit; the exact W2 to the
-// true marginal then falls with weak order 2 on single-Gaussian data (S_churn = 10, edm grid,
-// N = 32..512: slope 2.00; tests/test_stochastic.cpp), a linear problem. 2 NFE per step.
+// Not a fixed SDE (the churn is per step and grid dependent, samplers.md 1.5; traits' limit_drift /
+// limit_noise stay NaN). At fixed S_churn the per-step churn variance is ~ 2 rho^2 S_churn/N, so
+// the grid family has a limit; the exact W2 to the true marginal then falls with weak order 2 on
+// single-Gaussian data (S_churn = 10, edm grid, N = 32..512: slope 2.00; tests/test_stochastic.cpp),
+// a linear problem. 2 NFE per step.
 #include "solvers/stochastic/common.hpp"
 
 namespace flowgauge {

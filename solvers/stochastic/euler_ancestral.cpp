@@ -14,7 +14,10 @@ namespace {
 
 class EulerAncestral final : public Solver {
  public:
-  explicit EulerAncestral(double eta) : eta_(eta) {}
+  explicit EulerAncestral(double eta) : eta_(eta) {
+    tr_.limit_drift = 0.5 * (1.0 + eta * eta);  // the gamma = eta^2 SDE (rho_up^2 ~ eta^2 rho^2 2h)
+    tr_.limit_noise = eta;
+  }
   const SolverTraits& traits() const override { return tr_; }
 
   void start(Model& m, const Grid& g, Eigen::Index n) override {

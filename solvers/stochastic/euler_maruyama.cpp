@@ -21,6 +21,8 @@ class EulerMaruyama final : public Solver {
   EulerMaruyama(const char* name, double eta, bool seed_variant)
       : eta_(eta), drift_(seed_variant ? 0.5 * (1.0 + eta) : 0.5 * (1.0 + eta * eta)) {
     tr_.name = name;
+    tr_.limit_drift = drift_;  // the SDE it discretizes
+    tr_.limit_noise = eta;
   }
   const SolverTraits& traits() const override { return tr_; }
 

@@ -13,7 +13,10 @@ namespace {
 
 class SdeDpmpp1 final : public Solver {
  public:
-  explicit SdeDpmpp1(double gamma) : gamma_(gamma) {}
+  explicit SdeDpmpp1(double gamma) : gamma_(gamma) {
+    tr_.limit_drift = 0.5 * (1.0 + gamma);
+    tr_.limit_noise = std::sqrt(gamma);
+  }
   const SolverTraits& traits() const override { return tr_; }
 
   void start(Model& m, const Grid& g, Eigen::Index n) override {

@@ -17,7 +17,10 @@ namespace {
 
 class SdeDpmpp2m final : public Solver {
  public:
-  SdeDpmpp2m(double gamma, bool heun) : gamma_(gamma), heun_(heun) {}
+  SdeDpmpp2m(double gamma, bool heun) : gamma_(gamma), heun_(heun) {
+    tr_.limit_drift = 0.5 * (1.0 + gamma);
+    tr_.limit_noise = std::sqrt(gamma);
+  }
   const SolverTraits& traits() const override { return tr_; }
 
   void start(Model& m, const Grid& g, Eigen::Index n) override {

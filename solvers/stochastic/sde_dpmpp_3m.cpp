@@ -18,7 +18,10 @@ namespace {
 
 class SdeDpmpp3m final : public Solver {
  public:
-  SdeDpmpp3m(double gamma, bool taylor) : gamma_(gamma), c2_(taylor ? 2.0 : 1.0) {}
+  SdeDpmpp3m(double gamma, bool taylor) : gamma_(gamma), c2_(taylor ? 2.0 : 1.0) {
+    tr_.limit_drift = 0.5 * (1.0 + gamma);
+    tr_.limit_noise = std::sqrt(gamma);
+  }
   const SolverTraits& traits() const override { return tr_; }
 
   void start(Model& m, const Grid& g, Eigen::Index n) override {

@@ -668,7 +668,7 @@ TEST(PredictorCorrector, BatchSplitInvariantAndEvaluationCount) {
   const MatrixXd X0 = start_points(gm, *sch, 300, 3);
   auto tree = std::make_shared<BrownianTree>(2, 5, sch->t_lo(), sch->t_hi());
   const std::vector<SolverOptions> variants = {
-      {}, {{"predictor", "reverse_diffusion"}}, {{"step_size", "ald"}}, {{"corrector_steps", "3"}, {"snr", "0.1"}}};
+      {}, {{"predictor", "reverse_diffusion"}}, {{"step_size", "particle"}}, {{"corrector_steps", "3"}, {"snr", "0.1"}}};
   for (const auto& opt : variants) {
     const auto full = run("pc", opt, m, g, X0, tree);
     const int M = opt.count("corrector_steps") ? 3 : 1;
@@ -845,7 +845,7 @@ TEST(PredictorCorrector, ExactWeakErrorFallsWithStepsDownToTheCorrectorBias) {
   Model m(gm, *sch);
   const GaussianLaw start = stoch::marginal_law(gm, sch->alpha(sch->t_hi()), sch->sigma(sch->t_hi()));
   const GaussianLaw truth = stoch::marginal_law(gm, sch->alpha(sch->t_lo()), sch->sigma(sch->t_lo()));
-  EXPECT_THROW(stoch::propagate_law("pc", {}, m, make_grid(*sch, spec("uniform", 8)), start), InputError);
+  EXPECT_THROW(stoch::propagate_law("pc", {{"step_size", "particle"}}, m, make_grid(*sch, spec("uniform", 8)), start), InputError);
   const std::vector<double> ns = {8, 16, 32, 64, 128, 256, 512};
   for (const std::string pred : {"euler_maruyama", "reverse_diffusion"}) {
     for (const std::string snr : {"0.16", "0.04", "0"}) {

@@ -62,7 +62,11 @@ name = "euler_maruyama_seed"
 eta = 0.5
 
 [[solvers]]
-name = ["pc", "ddim"]
+name = "pc"
+step_size = "particle"
+
+[[solvers]]
+name = "ddim"
 
 [[exclude]]
 data = "mix"
@@ -183,7 +187,7 @@ void StochasticSweep::exact_law_columns_and_marginal_drift() {
       EXPECT_EQ(marginal_t_[2][i].maxCoeff(), D("marginal_w2_max", i));
     }
   }
-  for (const auto& [data, sv] : std::vector<std::pair<std::string, std::string>>{{"mix", "euler_maruyama"}, {"g", "pc"}}) {
+  for (const auto& [data, sv] : std::vector<std::pair<std::string, std::string>>{{"mix", "euler_maruyama"}, {"g", "pc(step_size=particle)"}}) {
     const auto i = cell(data, sv, 32);
     for (const char* k : {"kl_exact", "w2_exact", "marginal_w2_max"}) EXPECT_TRUE(std::isnan(D(k, i))) << data << " " << sv << " " << k;
     EXPECT_EQ(marginal_t_[2][i].size(), 0) << "marginal_w2_t is written only where defined";
@@ -218,12 +222,12 @@ void StochasticSweep::no_strong_error_without_a_pathwise_limit() {
   const auto d = cell("g", "ddim", 32);
   for (const char* k : {"strong", "strong_ref_floor", "strong_exact", "strong_exact_floor"}) EXPECT_TRUE(std::isnan(D(k, d))) << k;
   EXPECT_EQ(column<long long>(cells_[2], "strong_particles")[d], 0);
-  const auto p8 = cell("g", "pc", 8), p128 = cell("g", "pc", 128);
+  const auto p8 = cell("g", "pc(step_size=particle)", 8), p128 = cell("g", "pc(step_size=particle)", 128);
   EXPECT_TRUE(std::isnan(D("strong_exact", p8)));
   std::cout << "[sweep] pc strong vs itself at 16x: N=8 " << D("strong", p8) << ", N=128 " << D("strong", p128) << " (floor "
-            << D("strong_ref_floor", p128) << "), strong order " << O("strong_order", order_row("g", "pc")) << "\n";
+            << D("strong_ref_floor", p128) << "), strong order " << O("strong_order", order_row("g", "pc(step_size=particle)")) << "\n";
   EXPECT_GT(D("strong", p128), 0.5 * D("strong", p8));
-  EXPECT_TRUE(std::isnan(O("strong_order", order_row("g", "pc"))));
+  EXPECT_TRUE(std::isnan(O("strong_order", order_row("g", "pc(step_size=particle)"))));
 }
 
 // One and two worker threads give bitwise the same stochastic columns (the shared references are a

@@ -9,8 +9,8 @@
 //                         b^2 = beta_k; VE a_f = 1, b^2 = sigma_s^2 - sigma_t^2).
 //    As score_sde: the corrector runs BEFORE the predictor at each grid time; the final denoise step
 //    (grid.denoise_final) is the driver's x0-prediction, without a corrector.
-// Corrector step size (option step_size): "particle" (default) e_j = 2 a (snr ||z_j|| / ||s_j||)^2 per
-// particle, or "ald" e = 2 a (snr sigma_s)^2 (score_sde AnnealedLangevinDynamics). score_sde's
+// Corrector step size (option step_size): "ald" (default) e = 2 a (snr sigma_s)^2 (score_sde
+// AnnealedLangevinDynamics), or "particle" e_j = 2 a (snr ||z_j|| / ||s_j||)^2 per particle. score_sde's
 // LangevinCorrector uses batch means of the norms; flowgauge uses the per-particle ratio so that results
 // do not depend on the batch split or the thread count (design decision: langevin.hpp, README).
 // MEASURED CONSEQUENCE (tests/test_stochastic.cpp Langevin.*): a per-particle e_j is a state- and
@@ -18,7 +18,7 @@
 // step size: at fixed t from exact p_t draws the variance grows by ~6 % in d = 8 (1.5 % in d = 32,
 // measured once), the same at snr 0.05 and 0.0125, and in d = 2 single particles jump far (heavy
 // tails). "ald" is consistent (bias O(e) -> 0) and affine, so its exact law is available; it is the
-// rule to use for accuracy studies. pc's default follows the design decision above.
+// rule to use for accuracy studies, hence the default; "particle" is kept to show the bias.
 // a: score_sde uses alpha_k = 1 - beta(t)/N for VP and sub-VP (the DDPM step's signal retention) and
 // a = 1 for VE. Here, for every schedule, a is the DDPM alpha of the grid step, a = (alpha_s/alpha_t)^2
 // = a_f^2: equal to score_sde's to first order in the step for VP / sub-VP
@@ -35,7 +35,7 @@
 // the predictor alone (0.0020 at N = 512) and above snr 0.04 (0.0018); reverse-diffusion predictor
 // 0.31 -> 0.0032 (tests/test_stochastic.cpp PredictorCorrector.*).
 // Options: predictor = euler_maruyama | reverse_diffusion, corrector_steps M = 1 (0..100; 0 = predictor
-// only), snr = 0.16 (score_sde CIFAR-10), step_size = particle | ald. NFE per step 1 + M.
+// only), snr = 0.16 (score_sde CIFAR-10), step_size = ald | particle. NFE per step 1 + M.
 #include "solvers/stochastic/common.hpp"
 #include "solvers/stochastic/langevin.hpp"
 
@@ -103,7 +103,7 @@ std::unique_ptr<Solver> make_pc(OptionReader& o) {
   const int M = o.get_int("corrector_steps", 1, 0, 100);
   const double snr = o.get_double("snr", 0.16);
   if (!(snr >= 0)) throw InputError(fmt::format("solver pc: snr = {} must be >= 0", snr));
-  const auto rule = o.get_choice("step_size", "particle", {"particle", "ald"}) == "ald" ? stoch::StepRule::kAld
+  const auto rule = o.get_choice("step_size", "ald", {"ald", "particle"}) == "ald" ? stoch::StepRule::kAld
                                                                                        : stoch::StepRule::kParticle;
   return std::make_unique<Pc>(rd, M, snr, rule);
 }

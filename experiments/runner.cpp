@@ -794,10 +794,11 @@ RunSummary run_experiment(const Experiment& e, const RunOptions& opt) {
   RunSummary sum;
   sum.cells = scope.size();
   sum.resumed = done.size();
-  // A full disk: the cells finished so far are safe in their own files; say so, and how to go on.
+  // A full disk (or a file over ulimit -f): the cells finished so far are safe in their own files;
+  // say so, and how to go on.
   auto out_of_space = [&](const h5::WriteError& err, bool main_written) {
     return h5::WriteError(fmt::format("{}\n  {}", err.what(),
-                                      kept_and_resume(e, done.size(), scope.size(), opt, main_written, "once there is space, ")));
+                                      kept_and_resume(e, done.size(), scope.size(), opt, main_written, "after fixing that, ")));
   };
   try {
     write_main(e, done, info, *p.extras);  // the file opens from the start
@@ -822,11 +823,21 @@ RunSummary run_experiment(const Experiment& e, const RunOptions& opt) {
     if (tty) fmt::print(stderr, "\r{}{}", line, final ? "\n" : "");
     else fmt::print(stderr, "{}\n", line);
   };
+  bool announced = false;
+  auto announce = [&](int sig) {  // caller holds m
+    if (announced) return;
+    announced = true;
+    fmt::print(stderr, "{}flowgauge run: {}: starting no new cell, finishing the {} in flight (a second {} abandons them)\n",
+               tty ? "\n" : "", signal_name(sig), in_flight, sig == SIGINT ? "Ctrl-C" : "signal");
+  };
   WorkerPool pool(
       e, threads,
       [&] {
         std::lock_guard<std::mutex> lock(m);
-        if (interrupted()) return -1;  // SIGINT / SIGTERM: no new cell
+        if (const int sig = interrupted()) {  // SIGINT / SIGTERM: no new cell
+          announce(sig);
+          return -1;
+        }
         const int id = assigner.take(0);
         if (id >= 0) ++in_flight;
         return id;
@@ -846,18 +857,14 @@ RunSummary run_experiment(const Experiment& e, const RunOptions& opt) {
           last_print = now;
         }
       });
-  // The main thread watches for signals while the workers compute.
-  bool announced = false;
+  // The main thread watches for signals while the workers compute (a worker asking for a cell may
+  // notice one first).
   while (!pool.wait_for(std::chrono::milliseconds(20))) {
     const int sig = interrupted();
     if (!sig) continue;
-    std::unique_lock<std::mutex> lock(m);
+    std::lock_guard<std::mutex> lock(m);
     if (abandon_requested()) abandon_run(e, done, info, *p.extras, scope.size(), opt, p.lock.get());
-    if (!announced) {
-      announced = true;
-      fmt::print(stderr, "{}flowgauge run: {}: starting no new cell, finishing the {} in flight (a second {} abandons them)\n",
-                 tty ? "\n" : "", signal_name(sig), in_flight, sig == SIGINT ? "Ctrl-C" : "signal");
-    }
+    announce(sig);
   }
   pool.join();
   if (const auto error = pool.error()) {

@@ -1,6 +1,7 @@
 #include "experiments/runner_mpi.hpp"
 
 #include <mpi.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -217,7 +218,7 @@ RunSummary coordinate(const Session& s, const Experiment& e, const RunOptions& o
     } catch (const h5::WriteError&) {
       // the disk is still full: the first error says so, and the cell files hold the cells
     }
-    const std::string kept = kept_and_resume(e, done.size(), scope.size(), opt, true, "once the cause is fixed, ");
+    const std::string kept = kept_and_resume(e, done.size(), scope.size(), opt, true, "after fixing that, ");
     if (error) {
       try {
         std::rethrow_exception(error);

@@ -479,35 +479,66 @@ TEST_F(Faults, ASecondRunOnTheSameOutputIsRefusedAndAKilledRunsLockDoesNotBlock)
 }
 
 #ifdef FLOWGAUGE_TEST_MPI
-// ---- 5. MPI: SIGINT to mpirun ----
+// ---- 5. MPI ----
 
-TEST_F(Faults, MpiSigintStopsEveryRankCleanlyAndTheRerunCompletes) {
-  const auto file = write("s.toml", kMedium);
+// Open MPI 4's mpirun answers SIGINT by sending every rank SIGTERM odls_base_sigkill_timeout
+// seconds later (1 by default) and SIGKILL as long again after that: cells in flight may or may not
+// finish in that second. Sent to rank 0 alone, SIGTERM stops the run gently whatever the cells'
+// length: rank 0 hands out no more cells, every rank finishes its cells in flight, rank 0 rewrites
+// the main file, every rank ends normally. Its pid is in <output>.lock (rank 0 holds the lock).
+TEST_F(Faults, MpiSigintToMpirunAndSigtermToRankZeroStopCleanlyAndTheRerunCompletes) {
+  // kMedium with 4 seeds: 24 cells, seconds on two ranks: still running a second after the first
+  const auto file = write("s.toml", replace_all(kMedium, "seeds = [0, 1]", "seeds = [0, 1, 2, 3]"));
   const std::size_t n = load_experiment(file).cells.size();
   const std::string out = path("s.h5"), cells = out + ".cells";
   std::vector<std::string> argv{FLOWGAUGE_MPIEXEC, "--oversubscribe", "-np", "2"};
   if (::getuid() == 0) argv.insert(argv.begin() + 1, "--allow-run-as-root");
+  std::string mpirun;
+  for (const auto& a : argv) mpirun += a + " ";
   for (const auto& a : {kBinary, std::string("run"), file, std::string("--threads"), std::string("1")}) argv.push_back(a);
-  const pid_t launcher = spawn(argv, path("mpi.log"));
+
+  // 1. SIGINT to mpirun: the job ends, nothing finished is lost, the files open
+  pid_t launcher = spawn(argv, path("mpi1.log"));
   ASSERT_GT(launcher, 0);
-  ASSERT_TRUE(wait_until([&] { return !shard_ids(cells).empty(); })) << slurp(path("mpi.log"));
+  ASSERT_TRUE(wait_until([&] { return !shard_ids(cells).empty(); })) << slurp(path("mpi1.log"));
   ::kill(launcher, SIGINT);
-  const int status = wait_status(launcher);
-  const std::string log = slurp(path("mpi.log"));
-  EXPECT_NE(status, 0) << log;
-  EXPECT_NE(log.find("handing out no new cell"), std::string::npos) << log;
-  const auto shards = expect_valid_shards(cells, cells);
-  ASSERT_LT(shards.size(), n) << "every cell finished before the signal: make kMedium slower\n" << log;
+  EXPECT_NE(wait_status(launcher), 0) << slurp(path("mpi1.log"));
+  reference(file, path("u.h5"));
+  auto shards = expect_valid_shards(cells, path("u.h5.cells"));
+  ASSERT_LT(shards.size(), n) << "every cell finished before the signal: make the study slower\n" << slurp(path("mpi1.log"));
+  expect_valid_main(out, shards, n);
+  const std::size_t after_sigint = shards.size();
+  fmt::print("SIGINT to mpirun: {} of {} cells kept; the ranks {}\n", after_sigint, n,
+             slurp(path("mpi1.log")).find("stopped by SIGTERM") != std::string::npos ? "stopped gently (SIGTERM)"
+                                                                                     : "were killed (SIGKILL)");
+
+  // 2. SIGTERM to rank 0: every rank finishes its cells in flight; the main file holds every finished cell
+  launcher = spawn(argv, path("mpi2.log"));
+  ASSERT_GT(launcher, 0);
+  ASSERT_TRUE(wait_until([&] { return shard_ids(cells).size() > after_sigint; })) << slurp(path("mpi2.log"));
+  const std::string holder = slurp(out + ".lock");  // "pid <rank 0> on <host> since <time>"
+  ASSERT_EQ(holder.rfind("pid ", 0), 0u) << holder;
+  const pid_t rank0 = static_cast<pid_t>(std::stol(holder.substr(4)));
+  ::kill(rank0, SIGTERM);
+  EXPECT_NE(wait_status(launcher), 0);
+  const std::string log = slurp(path("mpi2.log"));
+  EXPECT_NE(log.find("SIGTERM: handing out no new cell"), std::string::npos) << log;
+  shards = expect_valid_shards(cells, path("u.h5.cells"));
+  ASSERT_LT(shards.size(), n) << "every cell finished before the signal: make the study slower\n" << log;
   EXPECT_EQ(cell_ids(out), shards) << log;
   expect_valid_main(out, shards, n);
+  EXPECT_NE(log.find(fmt::format("stopped by SIGTERM: {} of {} cells are finished", shards.size(), n)), std::string::npos) << log;
+  const std::string cmd = resume_command(log);
+  EXPECT_EQ(cmd, fmt::format("mpirun -np 2 {} run {} --threads 1", kBinary, file)) << log;
   EXPECT_TRUE(partials().empty()) << partials().front();
   EXPECT_FALSE(fs::exists(out + ".lock"));
-  std::string mpirun;
-  for (std::size_t i = 0; i + 5 < argv.size(); ++i) mpirun += argv[i] + " ";
+
+  // 3. the rerun (the printed command, with this machine's mpirun options) completes, identical
   const auto r = sh(mpirun + kBinary + " run " + file + " --threads 1 --quiet");
   ASSERT_EQ(r.status, 0) << r.output;
-  reference(file, path("u.h5"));
+  EXPECT_NE(r.output.find(fmt::format("{} resumed", shards.size())), std::string::npos) << r.output;
   expect_identical(out, path("u.h5"));
+  EXPECT_EQ(shard_ids(cells), iota(n));
 }
 #endif
 

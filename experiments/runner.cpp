@@ -871,7 +871,7 @@ RunSummary run_experiment(const Experiment& e, const RunOptions& opt) {
     bool written = true;
     try {
       write_main(e, done, info, *p.extras);
-    } catch (const h5::WriteError&) {
+    } catch (const std::exception&) {
       written = false;  // the disk is still full: the first error says it, and the cell files hold the cells
     }
     try {

@@ -215,7 +215,7 @@ RunSummary coordinate(const Session& s, const Experiment& e, const RunOptions& o
   if (error || remote_rank >= 0) {
     try {
       write_main(e, done, info, *p.extras);  // partial: what finished stays
-    } catch (const h5::WriteError&) {
+    } catch (const std::exception&) {
       // the disk is still full: the first error says so, and the cell files hold the cells
     }
     const std::string kept = kept_and_resume(e, done.size(), scope.size(), opt, true, "after fixing that, ");

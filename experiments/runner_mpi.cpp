@@ -213,12 +213,13 @@ RunSummary coordinate(const Session& s, const Experiment& e, const RunOptions& o
   pool.join();
   const auto error = pool.error();
   if (error || remote_rank >= 0) {
+    bool written = true;
     try {
       write_main(e, done, info, *p.extras);  // partial: what finished stays
     } catch (const std::exception&) {
-      // the disk is still full: the first error says so, and the cell files hold the cells
+      written = false;  // the disk is still full: the first error says so, and the cell files hold the cells
     }
-    const std::string kept = kept_and_resume(e, done.size(), scope.size(), opt, true, "after fixing that, ");
+    const std::string kept = kept_and_resume(e, done.size(), scope.size(), opt, written, "after fixing that, ");
     if (error) {
       try {
         std::rethrow_exception(error);

@@ -11,6 +11,7 @@
 #include "experiments/cli.hpp"
 #include "experiments/config.hpp"
 #include "experiments/runner.hpp"
+#include "results/h5.hpp"
 #ifdef FLOWGAUGE_MPI
 #include "experiments/runner_mpi.hpp"
 #endif
@@ -21,6 +22,7 @@ struct RunArgs {
   std::string file, output, shard;
   bool dry_run = false, quiet = false;
   int threads = 0;
+  double rebuild_seconds = 2;
 };
 
 struct Shard {
@@ -62,6 +64,28 @@ Shard resolve_shard(const std::string& arg) {
   return {static_cast<int>((*id - min) / step), static_cast<int>(*count), fmt::format("SLURM_ARRAY_TASK_ID={}", *id)};
 }
 
+// `s` as one shell word.
+std::string shell_quote(const std::string& s) {
+  if (!s.empty() && s.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_./=:,+@%-") == std::string::npos)
+    return s;
+  std::string q = "'";
+  for (char c : s) q += c == '\'' ? std::string("'\\''") : std::string(1, c);
+  return q + "'";
+}
+
+// The command that resumes this run: the same program, file and options (the shard made explicit).
+std::string resume_command(const RunArgs& a, int shard, int shards, int ranks) {
+  const std::string line = command_line();
+  std::string cmd = ranks > 1 ? fmt::format("mpirun -np {} ", ranks) : "";
+  cmd += shell_quote(line.substr(0, line.find(' '))) + " run " + shell_quote(a.file);
+  if (!a.output.empty()) cmd += " --output " + shell_quote(a.output);
+  if (a.threads > 0) cmd += fmt::format(" --threads {}", a.threads);
+  if (shards > 0) cmd += fmt::format(" --shard {}/{}", shard, shards);
+  if (a.rebuild_seconds != 2) cmd += fmt::format(" --rebuild-seconds {}", a.rebuild_seconds);
+  if (a.quiet) cmd += " --quiet";
+  return cmd;
+}
+
 // Ranks an MPI launcher (mpirun, srun --mpi=...) says this process is one of; 0 when not launched so.
 int launcher_ranks() {
   for (const char* v : {"OMPI_COMM_WORLD_SIZE", "PMI_SIZE"})
@@ -79,6 +103,9 @@ void add_run(CLI::App& app) {
   c->add_option("--shard", a->shard,
                 "Run only static shard i of n (i/n, 0-based) into <output>.shard-i-of-n.h5; default in a SLURM job array: "
                 "its task (flowgauge merge joins the shards)");
+  c->add_option("--rebuild-seconds", a->rebuild_seconds,
+                "Minimum seconds between rebuilds of the main file from the finished cells (0: after every cell)")
+      ->check(CLI::NonNegativeNumber);
   c->add_flag("--dry-run", a->dry_run, "Print the plan and stop");
   c->add_flag("--quiet", a->quiet, "No progress lines");
   c->callback([a] {
@@ -126,7 +153,8 @@ void add_run(CLI::App& app) {
 #endif
     if (setup_error) std::rethrow_exception(setup_error);
     if (!a->output.empty()) e.output = a->output;
-    RunOptions opt{.threads = a->threads, .quiet = a->quiet, .rebuild_seconds = 2, .shard = shard.index, .shards = shard.count};
+    RunOptions opt{.threads = a->threads, .quiet = a->quiet, .rebuild_seconds = a->rebuild_seconds, .shard = shard.index,
+                   .shards = shard.count, .resume_command = resume_command(*a, shard.index, shard.count, ranks)};
     if (shard.count > 0) e.output = shard_output(e.output, shard.index, shard.count);
     if (rank == 0) {
       print_plan(e);
@@ -139,18 +167,29 @@ void add_run(CLI::App& app) {
     }
     if (a->dry_run) return;
     RunSummary s;
+    try {
 #ifdef FLOWGAUGE_MPI
-    if (ranks > 1) {
-      s = mpi::run(*session, e, opt);
-      if (rank != 0) return;
-    } else {
-      s = run_experiment(e, opt);
-    }
+      if (ranks > 1) {
+        s = mpi::run(*session, e, opt);
+      } else {
+        s = run_experiment(e, opt);
+      }
 #else
-    s = run_experiment(e, opt);
+      s = run_experiment(e, opt);
 #endif
-    fmt::print("done: {} cells ({} computed, {} resumed, {} failed) in {:.1f} s -> {}\n", s.cells, s.computed, s.resumed,
-               s.failed, s.seconds, e.output);
+    } catch (const h5::WriteError& err) {  // a full disk: not bad input, not an internal error
+      fmt::print(stderr, "flowgauge: error: {}\n", err.what());
+      throw ExitStatus{1};
+    }
+    // Interrupted (SIGINT / SIGTERM): the runner has said what is kept and how to resume; the status
+    // says which signal, as a shell expects of a program a signal stopped.
+    if (rank != 0) {
+      if (s.signal) throw ExitStatus{128 + s.signal};
+      return;
+    }
+    fmt::print("{}: {} cells ({} computed, {} resumed, {} failed) in {:.1f} s -> {}\n", s.signal ? "stopped" : "done", s.cells,
+               s.computed, s.resumed, s.failed, s.seconds, e.output);
+    if (s.signal) throw ExitStatus{128 + s.signal};
   });
 }
 

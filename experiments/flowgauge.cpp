@@ -1,11 +1,13 @@
 // flowgauge: exact-ground-truth harness for diffusion and flow-matching samplers.
-// Exit status: 0 success, 2 bad input (message names file, key and value), 1 internal failure.
+// Exit status: 0 success, 2 bad input (message names file, key and value), 1 internal failure or an
+// output that cannot be written (disk full), 128 + signal for a run stopped by SIGINT / SIGTERM.
 #include <fmt/format.h>
 
 #include <iostream>
 
 #include "analytics/errors.hpp"
 #include "experiments/cli.hpp"
+#include "results/h5.hpp"
 
 namespace flowgauge::cli {
 namespace {
@@ -44,6 +46,9 @@ int main(int argc, char** argv) {
   } catch (const InputError& e) {
     fmt::print(stderr, "flowgauge: error: {}\n", e.what());
     return 2;
+  } catch (const h5::WriteError& e) {  // a full disk, a file over ulimit -f: named, not "internal"
+    fmt::print(stderr, "flowgauge: error: {}\n", e.what());
+    return 1;
   } catch (const std::exception& e) {
     fmt::print(stderr, "flowgauge: internal error: {}\n", e.what());
     return 1;

@@ -2,6 +2,8 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/file.h>
+#include <sys/stat.h>
 #include <fmt/format.h>
 #include <unistd.h>
 
@@ -9,6 +11,9 @@
 #include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
 #include <filesystem>
 #include <future>
 #include <mutex>
@@ -149,30 +154,30 @@ std::string cells_dir(const Experiment& e) { return e.output + ".cells"; }
 namespace {
 std::string cell_path(const Experiment& e, int id) { return fmt::format("{}/cell_{:06d}.h5", cells_dir(e), id); }
 
-void fsync_path(const std::string& path) {
-  const int fd = ::open(path.c_str(), O_RDONLY);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
-  }
+// A write error of `path` that says so: "<path>: cannot write: <cause> (writing dataset ...)".
+h5::WriteError naming(const std::string& path, const h5::WriteError& err) {
+  const std::string what = err.what();
+  if (what.rfind(path, 0) == 0) return err;  // already names it (or its temporary sibling)
+  return h5::WriteError(fmt::format("{}: cannot write: {}", path, what));
 }
-
 }  // namespace
 
 void write_cell(const Experiment& e, const Cell& c, const CellResult& r) {
   std::lock_guard<std::mutex> lock(g_h5);
   const std::string path = cell_path(e, c.id);
-  {
+  try {
     h5::AtomicOutput out(path);
     write_table(out.file(), "row", r.row);
     h5::Handle g(H5Gcreate2(out.file(), "arrays", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
+    if (!g) throw h5::WriteError(fmt::format("{} (creating group 'arrays')", h5::error_cause()));
     for (const auto& [k, v] : r.arrays) h5::write_vector(g.get(), k, v);
+    g = h5::Handle();
     h5::write_attr(out.file(), "plan_hash", fmt::format("{:016x}", e.plan_hash));
     h5::write_attr(out.file(), "cell_key", e.cell_key(c));
-    out.commit();
+    out.commit(/*durable=*/true);  // fsync'd before the rename: the name appears only over complete data
+  } catch (const h5::WriteError& err) {
+    throw naming(path, err);
   }
-  fsync_path(path);
-  fsync_path(cells_dir(e));
 }
 
 namespace {
@@ -324,8 +329,9 @@ Table fit_orders(const Table& cells) {
 
 }  // namespace
 
-void write_main(const Experiment& e, const std::map<int, CellResult>& done, const MainInfo& info, const Extras& extras) {
-  std::lock_guard<std::mutex> lock(g_h5);
+namespace {
+// write_main with g_h5 held by the caller.
+void write_main_locked(const Experiment& e, const std::map<int, CellResult>& done, const MainInfo& info, const Extras& extras) {
   h5::AtomicOutput out(e.output);
   const hid_t f = out.file();
   const bool complete = info.complete;
@@ -385,6 +391,16 @@ void write_main(const Experiment& e, const std::map<int, CellResult>& done, cons
   }
   out.commit();
 }
+}  // namespace
+
+void write_main(const Experiment& e, const std::map<int, CellResult>& done, const MainInfo& info, const Extras& extras) {
+  std::lock_guard<std::mutex> lock(g_h5);
+  try {
+    write_main_locked(e, done, info, extras);
+  } catch (const h5::WriteError& err) {
+    throw naming(e.output, err);
+  }
+}
 
 std::string hms(double s) {
   const long t = std::lround(s);
@@ -392,6 +408,136 @@ std::string hms(double s) {
 }
 
 std::string run_command(const Experiment& e) { return fmt::format("flowgauge run {}", e.file); }
+
+std::string kept_and_resume(const Experiment& e, std::size_t done, std::size_t scope, const RunOptions& opt, bool main_written,
+                            const std::string& when) {
+  if (done == scope && main_written) return fmt::format("all {} cells are finished: {} is complete", scope, e.output);
+  return fmt::format("{} of {} cells are finished and kept in {}/{}; {}resume with:\n  {}", done, scope, cells_dir(e),
+                     main_written ? fmt::format(" (and in {})", e.output) : "", when,
+                     opt.resume_command.empty() ? run_command(e) : opt.resume_command);
+}
+
+// ---- interruption ----
+
+namespace {
+std::atomic<int> g_first_signal{0}, g_signal_count{0};
+static_assert(std::atomic<int>::is_always_lock_free, "the signal handler may only touch lock-free atomics");
+struct sigaction g_old_int, g_old_term, g_old_xfsz;
+
+// Async-signal-safe: lock-free atomics and sigaction only.
+void on_stop_signal(int sig) {
+  int none = 0;
+  g_first_signal.compare_exchange_strong(none, sig);
+  if (g_signal_count.fetch_add(1) >= 1) {  // the second: a third one takes the default action (ends the process)
+    struct sigaction dfl {};
+    dfl.sa_handler = SIG_DFL;
+    sigemptyset(&dfl.sa_mask);
+    sigaction(SIGINT, &dfl, nullptr);
+    sigaction(SIGTERM, &dfl, nullptr);
+  }
+}
+}  // namespace
+
+RunSignals::RunSignals() {
+  g_first_signal = 0;
+  g_signal_count = 0;
+  struct sigaction sa {};
+  sa.sa_handler = on_stop_signal;
+  sigemptyset(&sa.sa_mask);
+  sa.sa_flags = SA_RESTART;
+  sigaction(SIGINT, &sa, &g_old_int);
+  sigaction(SIGTERM, &sa, &g_old_term);
+  struct sigaction ign {};
+  ign.sa_handler = SIG_IGN;
+  sigemptyset(&ign.sa_mask);
+  sigaction(SIGXFSZ, &ign, &g_old_xfsz);
+}
+
+RunSignals::~RunSignals() {
+  sigaction(SIGINT, &g_old_int, nullptr);
+  sigaction(SIGTERM, &g_old_term, nullptr);
+  sigaction(SIGXFSZ, &g_old_xfsz, nullptr);
+}
+
+int interrupted() { return g_first_signal.load(); }
+bool abandon_requested() { return g_signal_count.load() >= 2; }
+std::string signal_name(int sig) { return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : fmt::format("signal {}", sig); }
+
+void abandon_run(const Experiment& e, const std::map<int, CellResult>& done, const MainInfo& info, const Extras& extras,
+                 std::size_t scope, const RunOptions& opt, OutputLock* lock) {
+  g_h5.lock();  // never released: no cell file is being written now, and none starts before the process ends
+  const int sig = interrupted();
+  MainInfo partial = info;
+  partial.complete = done.size() == scope;
+  bool written = true;
+  try {
+    write_main_locked(e, done, partial, extras);
+  } catch (const h5::WriteError& err) {
+    written = false;
+    fmt::print(stderr, "flowgauge: error: {}\n", naming(e.output, err).what());
+  }
+  fmt::print(stderr, "flowgauge run: {} again: abandoned the cells in flight. {}\n", signal_name(sig),
+             kept_and_resume(e, done.size(), scope, opt, written, ""));
+  if (lock) lock->release();
+  std::fflush(stdout);
+  std::fflush(stderr);
+  std::_Exit(128 + sig);
+}
+
+// ---- the output lock ----
+
+std::string lock_path(const std::string& output) { return output + ".lock"; }
+
+OutputLock::OutputLock(const std::string& output) : path_(lock_path(output)) {
+  for (int attempt = 0;; ++attempt) {
+    const int fd = ::open(path_.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+    if (fd < 0)
+      throw InputError(fmt::format("{}: cannot create the lock file: {} (is the output's directory writable?)", path_,
+                                   std::strerror(errno)));
+    if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+      const int err = errno;
+      if (err == EWOULDBLOCK) {
+        char buf[256] = {};
+        const auto n = ::pread(fd, buf, sizeof buf - 1, 0);
+        std::string holder = n > 0 ? std::string(buf, static_cast<std::size_t>(n)) : "";
+        while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
+        ::close(fd);
+        throw InputError(fmt::format("{}: another flowgauge run ({}) is writing it (it holds {}): wait for it to end or stop "
+                                     "it first, or choose another --output",
+                                     output, holder.empty() ? "pid unknown" : holder, path_));
+      }
+      ::close(fd);
+      fmt::print(stderr, "flowgauge: warning: {}: cannot lock ({}): nothing stops a second run on the same output\n", path_,
+                 std::strerror(err));
+      path_.clear();
+      return;
+    }
+    // The run that held it may have removed the file between our open and flock: then we hold a
+    // lock on a name that is gone, and must lock the file the name is now.
+    struct stat a {}, b {};
+    if (::fstat(fd, &a) == 0 && ::stat(path_.c_str(), &b) == 0 && a.st_dev == b.st_dev && a.st_ino == b.st_ino) {
+      fd_ = fd;
+      break;
+    }
+    ::close(fd);
+    if (attempt == 100) throw InputError(fmt::format("{}: cannot lock: the file keeps changing", path_));
+  }
+  char host[256] = {};
+  ::gethostname(host, sizeof host - 1);
+  const auto text = fmt::format("pid {} on {} since {}\n", ::getpid(), host, utc_now());
+  if (::ftruncate(fd_, 0) != 0 || ::pwrite(fd_, text.data(), text.size(), 0) != static_cast<ssize_t>(text.size())) {
+    // only the message of a refused second run loses the pid: the lock itself holds
+  }
+}
+
+OutputLock::~OutputLock() { release(); }
+
+void OutputLock::release() {
+  if (fd_ < 0) return;
+  ::unlink(path_.c_str());  // while still locked: see the constructor
+  ::close(fd_);
+  fd_ = -1;
+}
 
 int resolve_threads(const Experiment& e, const RunOptions& opt) {
   const int threads = opt.threads > 0 ? opt.threads : e.threads > 0 ? e.threads : static_cast<int>(std::thread::hardware_concurrency());
@@ -505,6 +651,7 @@ int Assigner::take(int who) {
 
 WorkerPool::WorkerPool(const Experiment& e, int threads, std::function<int()> next, std::function<void(int, CellResult&&)> finished)
     : e_(e), next_(std::move(next)), finished_(std::move(finished)), refs_(new_reference_cache()) {
+  running_ = threads;
   for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { work(); });
 }
 
@@ -513,6 +660,11 @@ WorkerPool::~WorkerPool() { join(); }
 void WorkerPool::join() {
   for (auto& t : threads_)
     if (t.joinable()) t.join();
+}
+
+bool WorkerPool::wait_for(std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(m_);
+  return stopped_.wait_for(lock, timeout, [&] { return running_ == 0; });
 }
 
 bool WorkerPool::failed() const {
@@ -526,6 +678,14 @@ std::exception_ptr WorkerPool::error() const {
 }
 
 void WorkerPool::work() {
+  struct Stopped {
+    WorkerPool* pool;
+    ~Stopped() {
+      std::lock_guard<std::mutex> lock(pool->m_);
+      --pool->running_;
+      pool->stopped_.notify_all();
+    }
+  } stopped{this};
   for (;;) {
     if (failed()) return;
     try {
@@ -579,6 +739,7 @@ Prepared prepare(const Experiment& e, const std::vector<int>& scope) {
     if (ec || access(cells_dir(e).c_str(), W_OK) != 0)
       throw InputError(fmt::format("{}: cannot create the output directory (not writable?)", cells_dir(e)));
   }
+  p.lock = std::make_unique<OutputLock>(e.output);  // before anything is removed or written
   {  // a main file half-written when a run died
     const auto out = fs::path(e.output);
     const auto parent = out.parent_path().empty() ? fs::path(".") : out.parent_path();
@@ -625,6 +786,7 @@ void print_plan(const Experiment& e) {
 }
 
 RunSummary run_experiment(const Experiment& e, const RunOptions& opt) {
+  RunSignals signals;
   const auto t_start = std::chrono::steady_clock::now();
   const auto scope = scope_of(e, opt);
   Prepared p = prepare(e, scope);
@@ -635,11 +797,22 @@ RunSummary run_experiment(const Experiment& e, const RunOptions& opt) {
   RunSummary sum;
   sum.cells = scope.size();
   sum.resumed = done.size();
-  write_main(e, done, info, *p.extras);  // the file opens from the start
+  // A full disk (or a file over ulimit -f): the cells finished so far are safe in their own files;
+  // say so, and how to go on.
+  auto out_of_space = [&](const h5::WriteError& err, bool main_written) {
+    return h5::WriteError(fmt::format("{}\n  {}", err.what(),
+                                      kept_and_resume(e, done.size(), scope.size(), opt, main_written, "after fixing that, ")));
+  };
+  try {
+    write_main(e, done, info, *p.extras);  // the file opens from the start
+  } catch (const h5::WriteError& err) {
+    throw out_of_space(err, false);
+  }
   info.complete = false;
 
   Assigner assigner(e, p.todo);
-  std::mutex m;  // guards assigner, done, progress
+  std::mutex m;  // guards assigner, done, in_flight, progress
+  std::size_t in_flight = 0;
   auto last_rebuild = std::chrono::steady_clock::now();
   auto last_print = std::chrono::steady_clock::time_point{};
   const bool tty = isatty(STDERR_FILENO);
@@ -653,15 +826,29 @@ RunSummary run_experiment(const Experiment& e, const RunOptions& opt) {
     if (tty) fmt::print(stderr, "\r{}{}", line, final ? "\n" : "");
     else fmt::print(stderr, "{}\n", line);
   };
+  bool announced = false;
+  auto announce = [&](int sig) {  // caller holds m
+    if (announced) return;
+    announced = true;
+    fmt::print(stderr, "{}flowgauge run: {}: starting no new cell, finishing the {} in flight (a second {} abandons them)\n",
+               tty ? "\n" : "", signal_name(sig), in_flight, sig == SIGINT ? "Ctrl-C" : "signal");
+  };
   WorkerPool pool(
       e, threads,
       [&] {
         std::lock_guard<std::mutex> lock(m);
-        return assigner.take(0);
+        if (const int sig = interrupted()) {  // SIGINT / SIGTERM: no new cell
+          announce(sig);
+          return -1;
+        }
+        const int id = assigner.take(0);
+        if (id >= 0) ++in_flight;
+        return id;
       },
       [&](int id, CellResult&& r) {
         std::lock_guard<std::mutex> lock(m);
         done.emplace(id, std::move(r));
+        --in_flight;
         ++computed;
         const auto now = std::chrono::steady_clock::now();
         if (std::chrono::duration<double>(now - last_rebuild).count() >= opt.rebuild_seconds) {
@@ -673,17 +860,44 @@ RunSummary run_experiment(const Experiment& e, const RunOptions& opt) {
           last_print = now;
         }
       });
+  // The main thread watches for signals while the workers compute (a worker asking for a cell may
+  // notice one first).
+  while (!pool.wait_for(std::chrono::milliseconds(20))) {
+    const int sig = interrupted();
+    if (!sig) continue;
+    std::lock_guard<std::mutex> lock(m);
+    if (abandon_requested()) abandon_run(e, done, info, *p.extras, scope.size(), opt, p.lock.get());
+    announce(sig);
+  }
   pool.join();
   if (const auto error = pool.error()) {
-    write_main(e, done, info, *p.extras);
-    std::rethrow_exception(error);
+    bool written = true;
+    try {
+      write_main(e, done, info, *p.extras);
+    } catch (const std::exception&) {
+      written = false;  // the disk is still full: the first error says it, and the cell files hold the cells
+    }
+    try {
+      std::rethrow_exception(error);
+    } catch (const h5::WriteError& err) {
+      throw out_of_space(err, written);
+    }
   }
-  info.complete = true;
-  write_main(e, done, info, *p.extras);
+  const int sig = interrupted();
+  info.complete = done.size() == scope.size();
+  try {
+    write_main(e, done, info, *p.extras);
+  } catch (const h5::WriteError& err) {
+    throw out_of_space(err, false);
+  }
   progress(true);
+  if (sig)
+    fmt::print(stderr, "flowgauge run: stopped by {}: {}\n", signal_name(sig),
+               kept_and_resume(e, done.size(), scope.size(), opt, true, ""));
   sum.computed = computed;
   sum.failed = count_failed(done);
   sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
+  sum.signal = sig;
   return sum;
 }
 
@@ -835,6 +1049,7 @@ MergeSummary merge_runs(const std::string& output, const std::vector<std::string
   const auto parent = fs::path(output).parent_path();
   std::error_code ec;
   if (!parent.empty()) fs::create_directories(parent, ec);
+  const OutputLock lock(output);  // not while a run writes it
   e.output = output;
   const auto extras = compute_extras(e);
   write_main(e, done, {.complete = true, .started = utc_now(), .threads = 1, .command = run_command(e), .shard = -1, .shards = 0,

@@ -3,7 +3,8 @@
 // file (<output>.cells/cell_<id>.h5, fsync'd then renamed) before the worker moves on; the main
 // output file is rebuilt atomically from the finished cells (tmp + rename) every few seconds and at
 // the end, so it always opens, and a rerun skips finished cells: kill -9 loses only the cells in
-// flight. The same runner serves a static shard of a job array (a deterministic subset of the
+// flight. SIGINT / SIGTERM stop it cleanly (runner_detail.hpp RunSignals), a full disk is an error
+// that keeps the finished cells, and a lock on <output>.lock refuses a second run on one output. The same runner serves a static shard of a job array (a deterministic subset of the
 // cells, its own output), MPI ranks (runner_mpi.hpp) and `flowgauge merge` of shard files.
 #include <string>
 #include <vector>
@@ -17,11 +18,13 @@ struct RunOptions {
   bool quiet = false;         // no progress lines
   double rebuild_seconds = 2; // minimum interval between main-file rebuilds
   int shard = -1, shards = 0; // shards > 0: only the cells of static shard `shard` of `shards`
+  std::string resume_command; // printed when interrupted or out of disk space ("": flowgauge run FILE)
 };
 
 struct RunSummary {
   std::size_t cells = 0, resumed = 0, computed = 0, failed = 0;
   double seconds = 0;
+  int signal = 0;  // SIGINT / SIGTERM that stopped the run before its end (exit status 128 + signal)
 };
 
 // Runs the cells of opt's scope (all, or one shard) into e.output (set it to shard_output(...)

@@ -2,7 +2,9 @@
 // The runner's parts shared by its four callers: the single process (runner.cpp), a static shard of
 // a job array (same path, a subset of cells), the MPI ranks (runner_mpi.cpp) and `flowgauge merge`.
 // Not a public interface: results/README.md documents the files, runner.hpp the entry points.
+#include <chrono>
 #include <exception>
+#include <condition_variable>
 #include <functional>
 #include <map>
 #include <memory>
@@ -52,7 +54,8 @@ struct MainInfo {
   std::size_t scope = 0;       // cells this file is meant to hold (the plan, or the shard's)
 };
 // Atomically (tmp + rename) writes e.output from the finished cells: the one writer of run files,
-// used by the runner, the MPI rank 0 and merge.
+// used by the runner, the MPI rank 0 and merge. Throws h5::WriteError naming e.output when the disk
+// is full (the previous file, if any, stays as it was).
 void write_main(const Experiment& e, const std::map<int, CellResult>& done, const MainInfo& info, const Extras& extras);
 
 // ---- how cells are split ----
@@ -90,6 +93,8 @@ class WorkerPool {
   WorkerPool(const Experiment& e, int threads, std::function<int()> next, std::function<void(int, CellResult&&)> finished);
   ~WorkerPool();
   void join();
+  // Waits at most `timeout` for every worker to stop; true if they all have (join() then returns at once).
+  bool wait_for(std::chrono::milliseconds timeout);
   bool failed() const;
   std::exception_ptr error() const;  // the first error, after join()
 
@@ -100,14 +105,56 @@ class WorkerPool {
   std::function<void(int, CellResult&&)> finished_;
   std::shared_ptr<ReferenceCache> refs_;
   mutable std::mutex m_;
+  std::condition_variable stopped_;
+  int running_ = 0;
   std::exception_ptr error_;
   std::vector<std::thread> threads_;
 };
+
+// ---- interruption: SIGINT (Ctrl-C) and SIGTERM ----
+// While a RunSignals lives, the first SIGINT or SIGTERM only sets a flag: the run starts no new
+// cell, lets the cells in flight finish (each is written durably), rewrites the main file and
+// returns (exit status 128 + signal). A second one asks to abandon the cells in flight at once
+// (abandon_run), and restores the default action, so a third ends the process outright. The
+// handler only touches lock-free atomics and calls sigaction (async-signal-safe). SIGXFSZ is
+// ignored meanwhile: a file over `ulimit -f` then fails its write (EFBIG), reported as an error
+// with the finished cells kept, where the signal would have killed the process.
+class RunSignals {
+ public:
+  RunSignals();
+  ~RunSignals();
+  RunSignals(const RunSignals&) = delete;
+  RunSignals& operator=(const RunSignals&) = delete;
+};
+int interrupted();        // the first SIGINT / SIGTERM received under RunSignals, else 0
+bool abandon_requested();  // a second one
+std::string signal_name(int sig);  // "SIGINT"
+
+// ---- one run per output at a time ----
+// An exclusive flock(2) on "<output>.lock", held for the whole run; the file holds the holder's
+// pid, host and start time. The kernel drops the lock when its process dies, even by kill -9, so a
+// stale lock file never blocks a rerun. Removed when released. Throws InputError (exit status 2)
+// naming the output and the other run's pid when another process holds it. On a file system
+// without flock (some parallel file systems) it warns and runs unlocked.
+class OutputLock {
+ public:
+  explicit OutputLock(const std::string& output);
+  ~OutputLock();
+  OutputLock(const OutputLock&) = delete;
+  OutputLock& operator=(const OutputLock&) = delete;
+  void release();  // removes the lock file, then unlocks
+
+ private:
+  std::string path_;
+  int fd_ = -1;
+};
+std::string lock_path(const std::string& output);  // "<output>.lock"
 
 // Everything a run does before its first cell: refuses a foreign output, computes the extras,
 // creates the directories, removes files half-written by dead runs, loads the finished cells of
 // `scope` (refusing cells outside it). Throws InputError.
 struct Prepared {
+  std::unique_ptr<OutputLock> lock;  // held until the run ends
   std::shared_ptr<const Extras> extras;
   std::map<int, CellResult> done;
   std::vector<int> todo;  // cells of scope not finished, plan order
@@ -120,5 +167,16 @@ std::vector<int> scope_of(const Experiment& e, const RunOptions& opt);  // the c
 std::size_t count_failed(const std::map<int, CellResult>& done);
 std::string hms(double seconds);
 std::string run_command(const Experiment& e);
+
+// What an interrupted or failed run says last: how many cells are kept where, and the command that
+// resumes (opt.resume_command), after `when` ("once there is space, ").
+std::string kept_and_resume(const Experiment& e, std::size_t done, std::size_t scope, const RunOptions& opt, bool main_written,
+                            const std::string& when);
+// The second signal: with no cell being added to `done` (the caller holds the lock that guards it),
+// writes the main file from the finished cells, prints what was kept and how to resume, removes the
+// lock file and ends the process (status 128 + signal) without waiting for the cells in flight.
+// Holds g_h5 to the end, so no cell file is left half-written.
+[[noreturn]] void abandon_run(const Experiment& e, const std::map<int, CellResult>& done, const MainInfo& info,
+                              const Extras& extras, std::size_t scope, const RunOptions& opt, OutputLock* lock);
 
 }  // namespace flowgauge::detail

@@ -1,11 +1,13 @@
 #include "experiments/runner_mpi.hpp"
 
 #include <mpi.h>
+#include <signal.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <cstdlib>
 #include <deque>
 #include <fmt/format.h>
 #include <stdexcept>
@@ -13,6 +15,7 @@
 
 #include "analytics/errors.hpp"
 #include "experiments/runner_detail.hpp"
+#include "results/h5.hpp"
 
 namespace flowgauge::mpi {
 using namespace detail;
@@ -44,11 +47,17 @@ void send_ints(const std::vector<int>& v, int dest, int tag) {
   MPI_Send(v.data(), static_cast<int>(v.size()), MPI_INT, dest, tag, MPI_COMM_WORLD);
 }
 
+// Status carried from a rank to rank 0: 2 bad input, 1 internal, kWriteFailed a full disk (exit 1).
+constexpr int kWriteFailed = -1;
+
 std::string error_text(const std::exception_ptr& error, int& status) {
   try {
     std::rethrow_exception(error);
   } catch (const InputError& err) {
     status = 2;
+    return err.what();
+  } catch (const h5::WriteError& err) {
+    status = kWriteFailed;
     return err.what();
   } catch (const std::exception& err) {
     status = 1;
@@ -80,7 +89,7 @@ RunSummary coordinate(const Session& s, const Experiment& e, const RunOptions& o
       e, info.threads,
       [&] {
         std::lock_guard<std::mutex> lock(m);
-        return stop ? -1 : assigner.take(0);
+        return stop || interrupted() ? -1 : assigner.take(0);
       },
       [&](int id, CellResult&& r) {
         std::lock_guard<std::mutex> lock(m);
@@ -119,11 +128,25 @@ RunSummary coordinate(const Session& s, const Experiment& e, const RunOptions& o
   // An error here (a cell file not visible from rank 0, ...) leaves ranks waiting for replies that
   // never come, and MPI_Finalize would wait for them: abort the job instead (finished cells are on
   // disk; a rerun resumes).
+  bool announced = false;
   try {
   while (active > 0) {
     if (pool.failed()) {
       std::lock_guard<std::mutex> lock(m);
       stop = true;
+    }
+    // SIGINT / SIGTERM (mpirun forwards them to every rank): hand out no more cells; every rank
+    // finishes its cells in flight and says goodbye. A second one abandons them.
+    if (const int sig = interrupted()) {
+      std::lock_guard<std::mutex> lock(m);
+      if (abandon_requested()) abandon_run(e, done, info, *p.extras, scope.size(), opt, p.lock.get());
+      stop = true;
+      if (!announced) {
+        announced = true;
+        fmt::print(stderr, "flowgauge run: {}: handing out no new cell; every rank finishes its cells in flight (a second {} "
+                           "abandons them)\n",
+                   signal_name(sig), sig == SIGINT ? "Ctrl-C" : "signal");
+      }
     }
     int flag = 0;
     MPI_Status st;
@@ -190,15 +213,33 @@ RunSummary coordinate(const Session& s, const Experiment& e, const RunOptions& o
   pool.join();
   const auto error = pool.error();
   if (error || remote_rank >= 0) {
-    write_main(e, done, info, *p.extras);  // partial: what finished stays
-    if (error) std::rethrow_exception(error);
+    bool written = true;
+    try {
+      write_main(e, done, info, *p.extras);  // partial: what finished stays
+    } catch (const std::exception&) {
+      written = false;  // the disk is still full: the first error says so, and the cell files hold the cells
+    }
+    const std::string kept = kept_and_resume(e, done.size(), scope.size(), opt, written, "after fixing that, ");
+    if (error) {
+      try {
+        std::rethrow_exception(error);
+      } catch (const h5::WriteError& err) {
+        throw h5::WriteError(fmt::format("{}\n  {}", err.what(), kept));
+      }
+    }
     const auto msg = fmt::format("rank {}: {}", remote_rank, remote_error);
     if (remote_status == 2) throw InputError(msg);
+    if (remote_status == kWriteFailed) throw h5::WriteError(fmt::format("{}\n  {}", msg, kept));
     throw std::runtime_error(msg);
   }
-  info.complete = true;
+  const int sig = interrupted();
+  info.complete = done.size() == scope.size();
   write_main(e, done, info, *p.extras);
   progress(true);
+  if (sig)
+    fmt::print(stderr, "flowgauge run: stopped by {}: {}\n", signal_name(sig),
+               kept_and_resume(e, done.size(), scope.size(), opt, true, ""));
+  sum.signal = sig;
   if (!opt.quiet) fmt::print(stderr, "flowgauge run: cells computed per rank: {}\n", fmt::join(per_rank, ", "));
   sum.computed = computed;
   sum.failed = count_failed(done);
@@ -207,7 +248,8 @@ RunSummary coordinate(const Session& s, const Experiment& e, const RunOptions& o
 }
 
 // ---- ranks > 0: ask rank 0 for cells, compute them with the local threads ----
-void work(const Session& s, const Experiment& e, const RunOptions& opt) {
+// Returns the signal that stopped this rank early (0: none).
+int work(const Session& s, const Experiment& e, const RunOptions& opt) {
   std::mutex m;
   std::condition_variable cv;
   int wanting = 0, stopped = 0;
@@ -239,6 +281,17 @@ void work(const Session& s, const Experiment& e, const RunOptions& opt) {
   bool error_sent = false;
   for (;;) {
     std::unique_lock<std::mutex> lock(m);
+    if (const int sig = interrupted()) {  // SIGINT / SIGTERM: ask for nothing more, finish the cells in flight
+      if (abandon_requested()) {
+        g_h5.lock();  // no cell file is being written, and none starts
+        std::_Exit(128 + sig);
+      }
+      if (!exhausted) {
+        exhausted = true;
+        queue.clear();
+        cv.notify_all();
+      }
+    }
     if (pool.failed() && !error_sent) {
       exhausted = true;
       cv.notify_all();
@@ -286,6 +339,7 @@ void work(const Session& s, const Experiment& e, const RunOptions& opt) {
     rest.swap(finished);
   }
   send_ints(rest, 0, kBye);
+  return interrupted();
 }
 
 }  // namespace
@@ -316,6 +370,7 @@ int Session::first(bool flag) const {
 }
 
 RunSummary run(const Session& s, const Experiment& e, const RunOptions& opt) {
+  RunSignals signals;
   // Every rank must run the same plan (the experiment file and its data files, read on each node).
   std::uint64_t hash = e.plan_hash;
   MPI_Bcast(&hash, 1, MPI_UINT64_T, 0, MPI_COMM_WORLD);
@@ -345,8 +400,9 @@ RunSummary run(const Session& s, const Experiment& e, const RunOptions& opt) {
     return {};
   }
   if (s.rank() == 0) return coordinate(s, e, opt, scope, p);
-  work(s, e, opt);
-  return {};
+  RunSummary sum;
+  sum.signal = work(s, e, opt);
+  return sum;
 }
 
 }  // namespace flowgauge::mpi

@@ -1,9 +1,14 @@
 #include "results/h5.hpp"
 
-#include <cstdio>
-#include <filesystem>
+#include <fcntl.h>
 #include <fmt/format.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
 
 #include "analytics/errors.hpp"
 
@@ -23,7 +28,48 @@ Handle::~Handle() {
   if (id_ >= 0 && close_) close_(id_);
 }
 
+herr_t Handle::close() {
+  herr_t r = 0;
+  if (id_ >= 0 && close_) r = close_(id_);
+  id_ = -1;
+  return r;
+}
+
 void quiet() { H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr); }
+
+namespace {
+struct Cause {
+  std::string system, innermost;
+  int err = 0;
+};
+
+// The file drivers record a failed read or write as "..., errno = 28, error message = 'No space
+// left on device', ..." (H5FDsec2.c).
+herr_t collect_cause(unsigned, const H5E_error2_t* e, void* data) {
+  auto& c = *static_cast<Cause*>(data);
+  const std::string d = e->desc ? e->desc : "";
+  if (c.innermost.empty()) c.innermost = d;  // walking upward: the most specific first
+  if (const auto k = d.find("errno = "); k != std::string::npos && c.err == 0) c.err = std::atoi(d.c_str() + k + 8);
+  const std::string key = "error message = '";
+  if (const auto k = d.find(key); k != std::string::npos && c.system.empty())
+    c.system = d.substr(k + key.size(), d.find('\'', k + key.size()) - k - key.size());
+  return 0;
+}
+
+Cause cause() {
+  Cause c;
+  H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, collect_cause, &c);
+  if (c.system.empty() && c.err != 0) c.system = std::strerror(c.err);
+  return c;
+}
+}  // namespace
+
+std::string error_cause() {
+  const Cause c = cause();
+  return c.system.empty() ? c.innermost : c.system;
+}
+
+int error_errno() { return cause().err; }
 
 Handle open_file(const std::string& path, bool write) {
   quiet();
@@ -31,13 +77,6 @@ Handle open_file(const std::string& path, bool write) {
   if (H5Fis_hdf5(path.c_str()) <= 0) throw InputError(fmt::format("{}: not an HDF5 file (or truncated)", path));
   hid_t f = H5Fopen(path.c_str(), write ? H5F_ACC_RDWR : H5F_ACC_RDONLY, H5P_DEFAULT);
   if (f < 0) throw InputError(fmt::format("{}: cannot open HDF5 file", path));
-  return Handle(f, H5Fclose);
-}
-
-Handle create_file(const std::string& path) {
-  quiet();
-  hid_t f = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-  if (f < 0) throw InputError(fmt::format("{}: cannot create output file (directory missing or not writable?)", path));
   return Handle(f, H5Fclose);
 }
 
@@ -128,9 +167,11 @@ void write_raw(hid_t loc, const std::string& name, int rank, const hsize_t* dims
     H5Pset_deflate(dcpl.get(), 4);
   }
   Handle ds(H5Dcreate2(loc, name.c_str(), H5T_IEEE_F64LE, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT), H5Dclose);
-  if (!ds) throw std::runtime_error(fmt::format("HDF5: cannot create dataset '{}'", name));
+  if (!ds) throw WriteError(fmt::format("{} (creating dataset '{}')", error_cause(), name));
   if (total > 0 && H5Dwrite(ds.get(), H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, data) < 0)
-    throw std::runtime_error(fmt::format("HDF5: cannot write dataset '{}' (disk full?)", name));
+    throw WriteError(fmt::format("{} (writing dataset '{}')", error_cause(), name));
+  // a chunked dataset's last chunks are written when it closes
+  if (ds.close() < 0) throw WriteError(fmt::format("{} (writing dataset '{}')", error_cause(), name));
 }
 }  // namespace
 
@@ -164,21 +205,23 @@ void write_attr(hid_t loc, const std::string& name, const std::string& value) {
   if (H5Aexists(loc, name.c_str()) > 0) H5Adelete(loc, name.c_str());
   Handle a(H5Acreate2(loc, name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
   const char* s = value.c_str();
-  H5Awrite(a.get(), type.get(), &s);
+  if (!a || H5Awrite(a.get(), type.get(), &s) < 0) throw WriteError(fmt::format("{} (writing attribute '{}')", error_cause(), name));
 }
 
 void write_attr(hid_t loc, const std::string& name, double value) {
   Handle space(H5Screate(H5S_SCALAR), H5Sclose);
   if (H5Aexists(loc, name.c_str()) > 0) H5Adelete(loc, name.c_str());
   Handle a(H5Acreate2(loc, name.c_str(), H5T_IEEE_F64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
-  H5Awrite(a.get(), H5T_NATIVE_DOUBLE, &value);
+  if (!a || H5Awrite(a.get(), H5T_NATIVE_DOUBLE, &value) < 0)
+    throw WriteError(fmt::format("{} (writing attribute '{}')", error_cause(), name));
 }
 
 void write_attr(hid_t loc, const std::string& name, long long value) {
   Handle space(H5Screate(H5S_SCALAR), H5Sclose);
   if (H5Aexists(loc, name.c_str()) > 0) H5Adelete(loc, name.c_str());
   Handle a(H5Acreate2(loc, name.c_str(), H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
-  H5Awrite(a.get(), H5T_NATIVE_LLONG, &value);
+  if (!a || H5Awrite(a.get(), H5T_NATIVE_LLONG, &value) < 0)
+    throw WriteError(fmt::format("{} (writing attribute '{}')", error_cause(), name));
 }
 
 void write_attrs(hid_t loc, const std::map<std::string, std::string>& attrs) {
@@ -202,23 +245,71 @@ std::string read_string_attr(hid_t loc, const std::string& name) {
   return std::string(buf.c_str());
 }
 
+// The file is built in memory (HDF5's core driver, no backing store) and written out by commit()
+// with plain write(2) calls: every write to disk is then ours and checked, and a full disk cannot
+// leave HDF5 holding a file it can neither finish nor close (HDF5 1.10 crashes at exit on one).
 AtomicOutput::AtomicOutput(std::string path) : path_(std::move(path)) {
+  quiet();
   tmp_ = fmt::format("{}.partial-{}", path_, ::getpid());
-  file_ = create_file(tmp_);
+  // created now, not at commit(): a missing or read-only directory is refused before any work
+  fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd_ < 0) {
+    const int err = errno;
+    if (err == ENOSPC || err == EDQUOT || err == EIO) throw WriteError(fmt::format("{}: cannot create: {}", path_, std::strerror(err)));
+    throw InputError(fmt::format("{}: cannot create output file: {} (directory missing or not writable?)", path_, std::strerror(err)));
+  }
+  Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+  H5Pset_fapl_core(fapl.get(), std::size_t(1) << 20, /*backing_store=*/0);
+  const hid_t f = H5Fcreate(tmp_.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get());
+  if (f < 0) throw WriteError(fmt::format("{}: cannot create (in memory): {}", path_, error_cause()));
+  file_ = Handle(f, H5Fclose);
 }
 
-void AtomicOutput::commit() {
-  if (H5Fflush(file_.get(), H5F_SCOPE_GLOBAL) < 0) throw std::runtime_error(fmt::format("{}: flush failed (disk full?)", tmp_));
-  file_ = Handle();  // close before rename
+namespace {
+// fsync(fd); errno on failure, else 0.
+int sync_fd(int fd) {
+  if (::fsync(fd) == 0) return 0;
+  return errno == EINVAL ? 0 : errno;  // EINVAL: this kind of file cannot be synced (nothing to wait for)
+}
+}  // namespace
+
+void AtomicOutput::commit(bool durable) {
+  if (H5Fflush(file_.get(), H5F_SCOPE_GLOBAL) < 0) throw WriteError(fmt::format("{}: cannot write: {}", path_, error_cause()));
+  const ssize_t size = H5Fget_file_image(file_.get(), nullptr, 0);
+  if (size < 0) throw WriteError(fmt::format("{}: cannot write: {}", path_, error_cause()));
+  std::vector<char> image(static_cast<std::size_t>(size));
+  if (H5Fget_file_image(file_.get(), image.data(), image.size()) != size || file_.close() < 0)
+    throw WriteError(fmt::format("{}: cannot write: {}", path_, error_cause()));
+  auto fail = [&](int err) { return WriteError(fmt::format("{}: cannot write: {}", path_, std::strerror(err))); };
+  for (std::size_t at = 0; at < image.size();) {
+    const ssize_t n = ::write(fd_, image.data() + at, image.size() - at);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) throw fail(n < 0 ? errno : EIO);
+    at += static_cast<std::size_t>(n);
+  }
+  if (durable)
+    if (const int err = sync_fd(fd_)) throw fail(err);
+  const int closed = ::close(fd_);  // NFS reports some write errors only here
+  fd_ = -1;
+  if (closed != 0) throw fail(errno);
   std::error_code ec;
   std::filesystem::rename(tmp_, path_, ec);
-  if (ec) throw InputError(fmt::format("{}: cannot move finished output into place: {}", path_, ec.message()));
+  if (ec) throw WriteError(fmt::format("{}: cannot move finished output into place: {}", path_, ec.message()));
   done_ = true;
+  if (durable) {  // the rename itself; a failure here loses nothing a crash would not
+    const auto dir = std::filesystem::path(path_).parent_path();
+    const int d = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_CLOEXEC);
+    if (d >= 0) {
+      sync_fd(d);
+      ::close(d);
+    }
+  }
 }
 
 AtomicOutput::~AtomicOutput() {
   if (done_) return;
   file_ = Handle();
+  if (fd_ >= 0) ::close(fd_);
   std::error_code ec;
   std::filesystem::remove(tmp_, ec);
 }

@@ -5,10 +5,26 @@
 
 #include <Eigen/Dense>
 #include <map>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
 namespace flowgauge::h5 {
+
+// An output could not be written: disk full, file too large (ulimit -f), I/O error. The message
+// names the file (where known) and the system's reason ("No space left on device"). Not bad input
+// (exit status 1, not 2), and not an internal error either.
+class WriteError : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// Why the last HDF5 call failed: the system's message when HDF5 recorded one ("No space left on
+// device", "File too large"), else HDF5's innermost description; "" when the error stack is empty.
+// Read it right after the failing call: the next HDF5 call clears the stack.
+std::string error_cause();
+// errno recorded on HDF5's error stack by the failing call (0 if none).
+int error_errno();
 
 // Owns one hid_t and closes it with the matching H5?close.
 class Handle {
@@ -21,6 +37,9 @@ class Handle {
   Handle& operator=(const Handle&) = delete;
   ~Handle();
   hid_t get() const { return id_; }
+  // Closes now and returns the close function's status (a file's close writes what HDF5 cached, and
+  // can fail where the destructor would not say so).
+  herr_t close();
   explicit operator bool() const { return id_ >= 0; }
 
  private:
@@ -29,7 +48,6 @@ class Handle {
 };
 
 Handle open_file(const std::string& path, bool write = false);  // throws InputError naming the file
-Handle create_file(const std::string& path);                     // truncates
 
 bool has_dataset(hid_t loc, const std::string& name);
 // (N, d) float dataset -> d x N. Errors name file and dataset (wrong rank, non-float type...).
@@ -50,17 +68,26 @@ void write_attr(hid_t loc, const std::string& name, long long value);
 void write_attrs(hid_t loc, const std::map<std::string, std::string>& attrs);
 std::string read_string_attr(hid_t loc, const std::string& name);
 
-// Output that appears only when complete: write to a temporary sibling, rename on commit().
-// Destroyed without commit() (an error, an exception) it removes the temporary file.
+// Output that appears only when complete: built in memory, written to a temporary sibling
+// "<path>.partial-<pid>" and renamed into place on commit(). Destroyed without commit() (an error,
+// an exception) it removes the temporary file, so a failed write (disk full) leaves the previous
+// file, if any, as it was. The constructor creates the temporary file (InputError naming the path
+// if the directory is missing or not writable).
 class AtomicOutput {
  public:
   explicit AtomicOutput(std::string path);
   ~AtomicOutput();
   hid_t file() const { return file_.get(); }
-  void commit();
+  const std::string& path() const { return path_; }
+  // Writes the file out (every write checked), then renames it into place. durable: also fsync the
+  // file before the rename and its directory after, so a crash of the machine cannot leave the new
+  // name pointing at data that never reached the disk. Throws WriteError naming path() and the
+  // system's reason ("No space left on device", "File too large").
+  void commit(bool durable = false);
 
  private:
   std::string path_, tmp_;
+  int fd_ = -1;  // tmp_, open for writing
   Handle file_;
   bool done_ = false;
 };

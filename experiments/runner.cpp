@@ -209,7 +209,7 @@ CellResult read_cell(const Experiment& e, int id, const std::string& path) {  //
   for (hsize_t i = 0; i < info.nlinks; ++i) {
     char nm[256];
     H5Lget_name_by_idx(g.get(), ".", H5_INDEX_NAME, H5_ITER_INC, i, nm, sizeof nm, H5P_DEFAULT);
-    r.arrays.emplace_back(nm, h5::read_vector(g.get(), nm, path));
+    r.arrays.emplace_back(nm, h5::read_vector(g.get(), nm, path, true));  // NaN = undefined here
   }
   return r;
 }
@@ -954,7 +954,7 @@ MergeInput read_merge_input(const std::string& path) {
     for (hsize_t i = 0; i < info.nlinks; ++i) {
       char nm[256];
       H5Lget_name_by_idx(grp.get(), ".", H5_INDEX_NAME, H5_ITER_INC, i, nm, sizeof nm, H5P_DEFAULT);
-      c.arrays.emplace_back(nm, h5::read_vector(grp.get(), nm, path));
+      c.arrays.emplace_back(nm, h5::read_vector(grp.get(), nm, path, true));
     }
     if (!in.cells.emplace(static_cast<int>(ids[r]), std::move(c)).second)
       throw InputError(fmt::format("{}: cell {} appears twice", path, ids[r]));

@@ -115,7 +115,7 @@ Eigen::MatrixXd read_matrix(hid_t file, const std::string& ds, const std::string
   return m;
 }
 
-Eigen::VectorXd read_vector(hid_t file, const std::string& ds, const std::string& fname) {
+Eigen::VectorXd read_vector(hid_t file, const std::string& ds, const std::string& fname, bool allow_nonfinite) {
   int rank = 0;
   hsize_t dims[2] = {0, 1};
   Handle d = open_float_dataset(file, ds, fname, rank, dims);
@@ -124,7 +124,8 @@ Eigen::VectorXd read_vector(hid_t file, const std::string& ds, const std::string
   Eigen::VectorXd v(static_cast<Eigen::Index>(dims[0]));
   if (v.size() > 0 && H5Dread(d.get(), H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()) < 0)
     throw InputError(fmt::format("{}: cannot read dataset '{}' (truncated file?)", fname, ds));
-  if (!v.allFinite()) throw InputError(fmt::format("{}: dataset '{}' contains NaN or Inf", fname, ds));
+  if (!allow_nonfinite && !v.allFinite())
+    throw InputError(fmt::format("{}: dataset '{}' contains NaN or Inf", fname, ds));
   return v;
 }
 

@@ -52,7 +52,9 @@ Handle open_file(const std::string& path, bool write = false);  // throws InputE
 bool has_dataset(hid_t loc, const std::string& name);
 // (N, d) float dataset -> d x N. Errors name file and dataset (wrong rank, non-float type...).
 Eigen::MatrixXd read_matrix(hid_t file, const std::string& dataset, const std::string& file_name);
-Eigen::VectorXd read_vector(hid_t file, const std::string& dataset, const std::string& file_name);
+// NaN / Inf refused unless allow_nonfinite (results may hold NaN: metrics undefined for a cell).
+Eigen::VectorXd read_vector(hid_t file, const std::string& dataset, const std::string& file_name,
+                            bool allow_nonfinite = false);
 // (T, N, d) float dataset -> T matrices d x N (the layout write_stack writes).
 std::vector<Eigen::MatrixXd> read_stack(hid_t file, const std::string& dataset, const std::string& file_name);
 

@@ -21,6 +21,9 @@ struct SolverTraits {
   int history = 0;         // past evaluations kept between steps
   bool adaptive = false;   // chooses its own inner steps (order tests skip it)
   bool stochastic = false; // injects noise
+  // Can start where alpha = 0 (fm-linear's t = 1, the exact prior): false for methods that step in
+  // rho = sigma/alpha, use f = alpha'/alpha or need inner logSNR stages there (sample() refuses).
+  bool starts_at_prior = true;
 };
 
 // Solver options as given by the user (TOML or --option key=value), read with OptionReader.

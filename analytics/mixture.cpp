@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <fmt/format.h>
+#include <limits>
 #include <numbers>
 
 #include "analytics/errors.hpp"
@@ -12,7 +13,54 @@ namespace flowgauge {
 
 namespace {
 constexpr double kLog2Pi = 1.8378770664093454836;  // log(2 pi)
+constexpr double kMaxMean = 1e100, kMaxCov = 1e200;  // input magnitudes (see the constructor)
+
+bool is_diagonal(const MatrixXd& S) {
+  for (Eigen::Index j = 0; j < S.cols(); ++j)
+    for (Eigen::Index i = 0; i < S.rows(); ++i)
+      if (i != j && S(i, j) != 0.0) return false;
+  return true;
 }
+
+// S = U diag(s) U^T, s ascending (as Eigen's SelfAdjointEigenSolver orders them). A diagonal S is
+// read off exactly (U a permutation, `exact` set): no rounding, so eigenvalues of any spread (1e-12
+// next to 1e6) and exact zeros survive, and d = 1e3 isotropic data costs O(d^2), not O(d^3).
+bool decompose(const MatrixXd& S, VectorXd& s, MatrixXd& U, bool& exact) {
+  const Eigen::Index d = S.rows();
+  exact = is_diagonal(S);
+  if (exact) {
+    std::vector<Eigen::Index> order(static_cast<std::size_t>(d));
+    for (Eigen::Index i = 0; i < d; ++i) order[static_cast<std::size_t>(i)] = i;
+    std::stable_sort(order.begin(), order.end(), [&](Eigen::Index a, Eigen::Index b) { return S(a, a) < S(b, b); });
+    s.resize(d);
+    U = MatrixXd::Zero(d, d);
+    for (Eigen::Index i = 0; i < d; ++i) {
+      const Eigen::Index src = order[static_cast<std::size_t>(i)];
+      s(i) = S(src, src);
+      U(src, i) = 1.0;
+    }
+    return true;
+  }
+  Eigen::SelfAdjointEigenSolver<MatrixXd> es(S);
+  if (es.info() != Eigen::Success) return false;
+  s = es.eigenvalues();
+  U = es.eigenvectors();
+  return true;
+}
+
+// Computed eigenvalues at or below this are exact zeros (the covariance is singular there).
+// Householder tridiagonalization + implicit QR is backward stable: the computed pairs are exact for
+// S + E with ||E||_2 <= p(d) eps ||S||_2, p a modest polynomial (Golub & Van Loan, 4th ed., 8.4), and
+// by Weyl's inequality each computed eigenvalue is within ||E||_2 of a true one. An eigenvalue below
+// d eps lambda_max therefore cannot be told apart from 0: S = A A^T with A d x r (r < d) comes out
+// with d - r eigenvalues of ~1e-17 |S|, and keeping them made C_k(t) = alpha^2 S_k look invertible
+// at sigma = 0 (log p ~ 1e17 instead of the singular-covariance error). p(d) = d is the leading
+// term of the standard error analyses. A diagonal S is decomposed exactly (above): nothing is
+// rounded there, so only true zeros are zero.
+double zero_threshold(Eigen::Index d, double lambda_max, bool exact) {
+  return exact ? 0.0 : static_cast<double>(d) * std::numeric_limits<double>::epsilon() * lambda_max;
+}
+}  // namespace
 
 GaussianMixture::GaussianMixture(std::vector<Component> components, const std::string& origin,
                                  const std::function<void(const std::string&)>& warn, const Locator& locate)
@@ -37,7 +85,14 @@ GaussianMixture::GaussianMixture(std::vector<Component> components, const std::s
     if (c.cov.rows() != d_ || c.cov.cols() != d_)
       fail(k, "cov", fmt::format("is {}x{}, expected {}x{}", c.cov.rows(), c.cov.cols(), d_, d_));
     if (!c.cov.allFinite()) fail(k, "cov", "contains NaN or Inf");
+    // Everything downstream squares distances and sums d of them (|x - alpha mu|^2, y^T C^-1 y,
+    // alpha^2 S + sigma^2): |mu_i| <= 1e100 and |S_ij| <= 1e200 keep those sums far from overflow
+    // (1.8e308) for any d, instead of a log p of -inf or a NaN responsibility later.
+    if (const double m = c.mean.cwiseAbs().maxCoeff(); m > kMaxMean)
+      fail(k, "mean", fmt::format("has an entry of magnitude {:.3g}, beyond the supported {:.0e}", m, kMaxMean));
     const double scale = std::max(1e-300, c.cov.cwiseAbs().maxCoeff());
+    if (scale > kMaxCov)
+      fail(k, "cov", fmt::format("has an entry of magnitude {:.3g}, beyond the supported {:.0e}", scale, kMaxCov));
     const double asym = (c.cov - c.cov.transpose()).cwiseAbs().maxCoeff();
     if (asym > 1e-12 * scale)  // rounding in a computed A A^T stays far below 1e-12 relative
       fail(k, "cov", fmt::format("is not symmetric (max |S - S^T| = {:.3g}, max |S| = {:.3g})", asym, scale));
@@ -47,7 +102,20 @@ GaussianMixture::GaussianMixture(std::vector<Component> components, const std::s
   }
   if (std::abs(total - 1.0) > 1e-12 && warn)
     warn(fmt::format("{}: weights sum to {:.17g}; normalized to 1", origin, total));
-  w_ /= total;
+  if (std::isfinite(total)) {
+    w_ /= total;
+  } else {  // the sum overflowed (weights near 1e308): divide by the largest first
+    w_ /= w_.maxCoeff();
+    w_ /= w_.sum();
+  }
+  // A normalized weight below the smallest normal double is subnormal (1e-320 keeps ~3 digits) or 0:
+  // log w_k would be wrong or -inf. Refused by name rather than silently distorted.
+  for (int k = 0; k < K_; ++k)
+    if (!(w_(k) >= std::numeric_limits<double>::min()))
+      fail(k, "weight",
+           fmt::format("{:.6g} normalizes to {:.3g}, below the smallest normal double {:.3g} (subnormal weights lose "
+                       "precision and log w underflows); drop the component or raise its weight",
+                       comps_[k].weight, w_(k), std::numeric_limits<double>::min()));
   logw_ = w_.array().log();
 
   mu_.resize(K_);
@@ -59,15 +127,16 @@ GaussianMixture::GaussianMixture(std::vector<Component> components, const std::s
   Mu_.resize(d_, K_);
   S_.resize(d_, K_);
   for (int k = 0; k < K_; ++k) {
-    Eigen::SelfAdjointEigenSolver<MatrixXd> es(comps_[k].cov);
-    if (es.info() != Eigen::Success) fail(k, "cov", "eigen-decomposition failed");
-    VectorXd s = es.eigenvalues();
-    const double smax = std::max(std::abs(s.maxCoeff()), std::abs(s.minCoeff()));
-    // Symmetric eigensolvers are backward stable: rounding leaves |negative| <= ~d eps |S|.
+    bool exact = false;
+    if (!decompose(comps_[k].cov, s_[k], U_[k], exact)) fail(k, "cov", "eigen-decomposition failed");
+    const VectorXd& s = s_[k];
+    const double smax = s.cwiseAbs().maxCoeff();
+    // Symmetric eigensolvers are backward stable: rounding leaves |negative| <= ~d eps |S|; the
+    // 1e-12 d |S| allowance also accepts covariances written out with ~12 significant digits.
     if (s.minCoeff() < -1e-12 * std::max(1.0, static_cast<double>(d_)) * smax)
       fail(k, "cov", fmt::format("is not positive semidefinite (smallest eigenvalue {:.6g})", s.minCoeff()));
-    s_[k] = s.cwiseMax(0.0);
-    U_[k] = es.eigenvectors();
+    const double zero = zero_threshold(d_, smax, exact);
+    s_[k] = s.unaryExpr([zero](double v) { return v <= zero ? 0.0 : v; });
     mu_[k] = comps_[k].mean;
     Ut_stack_.middleRows(static_cast<Eigen::Index>(k) * d_, d_) = U_[k].transpose();
     U_stack_.middleCols(static_cast<Eigen::Index>(k) * d_, d_) = U_[k];

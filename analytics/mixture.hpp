@@ -62,7 +62,7 @@ class GaussianMixture {
   const VectorXd& log_weights() const { return logw_; }
   const VectorXd& mean(int k) const { return mu_[k]; }
   const MatrixXd& eigvecs(int k) const { return U_[k]; }  // U_k
-  const VectorXd& eigvals(int k) const { return s_[k]; }  // s_k >= 0 (tiny negatives clipped)
+  const VectorXd& eigvals(int k) const { return s_[k]; }  // s_k >= 0, ascending; rounding-level ones (<= d eps max s) are 0
   MatrixXd covariance(int k) const;
   const std::vector<Component>& components() const { return comps_; }
 

@@ -1,6 +1,7 @@
 #include "analytics/mixture_io.hpp"
 
 #include <cmath>
+#include <filesystem>
 #include <fmt/format.h>
 #include <map>
 
@@ -113,6 +114,9 @@ GaussianMixture mixture_from_toml(const toml::table& t, const std::string& file,
 }
 
 GaussianMixture load_mixture(const std::string& path, const WarnFn& warn) {
+  std::error_code ec;  // a directory, /dev/zero or a FIFO is refused by name, never read
+  if (std::filesystem::exists(path, ec) && !std::filesystem::is_regular_file(path, ec))
+    throw InputError(fmt::format("{}: not a regular file", path));
   toml::table t;
   try {
     t = toml::parse_file(path);

@@ -76,6 +76,16 @@ void ParamReader::domain(Schedule& s, double t_lo_default, double t_hi_default) 
                                  s.t_lo_, s.t_hi_, a, b));
   if (!(s.sigma(s.t_lo_) > 0) || !(s.alpha(s.t_hi_) >= 0))
     throw InputError(fmt::format("schedule {}: sigma(t_lo = {}) must be > 0", schedule_, s.t_lo_));
+  if (const double lo = s.sigma(s.t_lo_); lo < kSigmaMin)
+    throw InputError(fmt::format("schedule {}: t_lo = {} gives sigma = {:.3g}, below the supported {:.0e}; raise t_lo",
+                                 schedule_, s.t_lo_, lo, kSigmaMin));
+  if (const double hi = s.sigma(s.t_hi_); !(hi <= kSigmaMax))
+    throw InputError(fmt::format("schedule {}: t_hi = {} gives sigma = {:.3g}, above the supported {:.0e}; "
+                                 "lower t_hi", schedule_, s.t_hi_, hi, kSigmaMax));
+  if (const double a = s.alpha(s.t_hi_); a > 0 && !(s.sigma(s.t_hi_) <= kRhoMax * a))
+    throw InputError(fmt::format("schedule {}: t_hi = {} gives sigma/alpha = {:.3g}, above the supported {:.0e} (alpha = "
+                                 "{:.3g} is not resolved there); lower t_hi", schedule_, s.t_hi_, s.sigma(s.t_hi_) / a,
+                                 kRhoMax, a));
 }
 
 void ParamReader::finish(const Schedule& s) const {

@@ -17,6 +17,19 @@ struct TimePoint {
 
 using ScheduleParams = std::map<std::string, double>;
 
+// Supported noise levels for sampling intervals and grid points (sigma = 0 only as a grid's
+// denoising end). Where a covariance is singular, a point's offset from its subspace is at least
+// the rounding eps |x| (|x| <= 1e100 with the mixture's input bounds), so the score grows like
+// eps |x| / sigma^2 and the trace like its square: sigma >= 1e-30 keeps that square below
+// (2e-16 1e100 / 1e-60)^2 ~ 1e289, finite. sigma <= 1e30 keeps x ~ sigma sqrt(d) and C_k(t) ~
+// sigma^2 well inside the same range. Beyond these, results would overflow, not merely lose digits.
+inline constexpr double kSigmaMin = 1e-30, kSigmaMax = 1e30;
+// Largest noise-to-signal ratio rho = sigma/alpha at t_hi, unless alpha(t_hi) = 0 exactly (an exact
+// N(0, sigma^2 I) prior, fm-linear's t = 1). Tweedie's x0 = (x + sigma^2 s)/alpha keeps half its
+// digits up to rho = 1/sqrt(eps) ~ 6.7e7; further out alpha itself is mostly rounding (cos(pi t/2)
+// is 6e-17, not 0, at t = 1), and samplers stepping in rho or logSNR get garbage.
+inline constexpr double kRhoMax = 1e8;
+
 // Declared parameter of a schedule: name, default, meaning.
 struct ParamSpec {
   std::string name;

@@ -129,7 +129,8 @@ std::string prefix_key(const std::string& msg, const std::string& file, const st
   return msg.substr(0, pos) + prefix + msg.substr(pos);
 }
 
-DataAxis load_data(const Ctx& c, const std::string& label, const toml::node& n, const std::filesystem::path& base) {
+DataAxis load_data(const Ctx& c, const std::string& label, const toml::node& n, const std::filesystem::path& base,
+                   const PlanLimits& limits) {
   const std::string key = "data." + label;
   const auto& t = c.table(n, key);
   DataAxis d;
@@ -138,7 +139,10 @@ DataAxis load_data(const Ctx& c, const std::string& label, const toml::node& n, 
     c.check_keys(t, key, {"file"});
     std::filesystem::path p = c.str(*f, key + ".file");
     if (p.is_relative()) p = base / p;
-    if (!std::filesystem::exists(p)) c.fail(f, key + ".file", fmt::format("no such file '{}'", p.string()));
+    std::error_code ec;  // no throwing overloads: a name too long is bad input, not a crash
+    if (!std::filesystem::exists(p, ec)) c.fail(f, key + ".file", fmt::format("no such file '{}'", p.string()));
+    if (!std::filesystem::is_regular_file(p, ec))  // a directory, /dev/zero, a FIFO: refused, never read
+      c.fail(f, key + ".file", fmt::format("'{}' is not a regular file", p.string()));
     d.mixture = std::make_shared<GaussianMixture>(load_mixture(p.string(), [](const std::string& w) {
       fmt::print(stderr, "flowgauge: warning: {}\n", w);
     }));
@@ -149,6 +153,11 @@ DataAxis load_data(const Ctx& c, const std::string& label, const toml::node& n, 
     const int dim = t.get("dim") ? static_cast<int>(c.integer(*t.get("dim"), key + ".dim", 1, 100000)) : 2;
     const int K = t.get("components") ? static_cast<int>(c.integer(*t.get("components"), key + ".components", 1, 100000)) : 8;
     const auto seed = t.get("seed") ? static_cast<std::uint64_t>(c.integer(*t.get("seed"), key + ".seed", 0, 1LL << 62)) : 0;
+    const long long dd = name == "gmm8-2d" ? 2 : dim, kk = name == "random" ? K : 1;  // what the preset builds
+    if (kk * dd * dd > limits.max_preset_size)
+      c.fail(t.get("dim") ? t.get("dim") : pr, key + (t.get("dim") ? ".dim" : ".preset"),
+             fmt::format("components x dim^2 = {} x {}^2 is more than {} numbers per covariance copy", kk, dd,
+                         limits.max_preset_size));
     try {
       d.mixture = std::make_shared<GaussianMixture>(mixture_preset(name, dim, K, seed));
     } catch (const InputError& e) {
@@ -281,16 +290,18 @@ std::string Experiment::cell_key(const Cell& c) const {
                      schedules[c.schedule].schedule->describe(), solvers[c.solver].label, grids[c.grid].label, c.steps, c.seed);
 }
 
-Experiment load_experiment(const std::string& path) {
+Experiment load_experiment(const std::string& path, const PlanLimits& limits) {
+  std::ifstream in(path);
+  if (!in) throw InputError(fmt::format("{}: cannot read experiment file", path));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse_experiment(ss.str(), path, limits);
+}
+
+Experiment parse_experiment(const std::string& text, const std::string& path, const PlanLimits& limits) {
   Experiment e;
   e.file = path;
-  {
-    std::ifstream in(path);
-    if (!in) throw InputError(fmt::format("{}: cannot read experiment file", path));
-    std::stringstream ss;
-    ss << in.rdbuf();
-    e.text = ss.str();
-  }
+  e.text = text;
   toml::table root;
   try {
     root = toml::parse(e.text, path);
@@ -320,7 +331,8 @@ Experiment load_experiment(const std::string& path) {
     if (!(e.mmd_bandwidth > 0)) c.fail(n, "mmd_bandwidth", "must be > 0");
   }
   if (const auto* n = root.get("keep_per_particle")) e.keep_per_particle = c.boolean(*n, "keep_per_particle");
-  if (const auto* n = root.get("curvature_steps")) e.curvature_steps = static_cast<int>(c.integer(*n, "curvature_steps", 8, 100000));
+  if (const auto* n = root.get("curvature_steps"))
+    e.curvature_steps = static_cast<int>(c.integer(*n, "curvature_steps", 8, std::min<long long>(100000, limits.max_steps)));
   if (const auto* n = root.get("reference")) {
     const auto& t = c.table(*n, "reference");
     c.check_keys(t, "reference", {"rtol", "atol"});
@@ -345,12 +357,12 @@ Experiment load_experiment(const std::string& path) {
   } else {
     e.seeds = {0};
   }
-  for (const auto* s : c.list(need("steps"))) e.steps.push_back(static_cast<int>(c.integer(*s, "steps", 1, 1000000)));
+  for (const auto* s : c.list(need("steps"))) e.steps.push_back(static_cast<int>(c.integer(*s, "steps", 1, limits.max_steps)));
 
   // data
   {
     const auto& t = c.table(need("data"), "data");
-    for (const auto& [k, v] : t) e.data.push_back(load_data(c, std::string(k.str()), v, base));
+    for (const auto& [k, v] : t) e.data.push_back(load_data(c, std::string(k.str()), v, base, limits));
     if (e.data.empty()) c.fail(&t, "data", "needs at least one data set");
   }
   // schedules
@@ -408,6 +420,11 @@ Experiment load_experiment(const std::string& path) {
         if (vals.empty()) c.fail(&ov, key + "." + std::string(ok.str()), "empty list");
         axes.emplace_back(std::string(ok.str()), vals);
       }
+      double combos = static_cast<double>(names.size());  // double: a product of list sizes may overflow
+      for (const auto& ax : axes) combos *= static_cast<double>(ax.second.size());
+      if (combos + static_cast<double>(e.solvers.size()) > static_cast<double>(limits.max_cells))
+        c.fail(&st, key, fmt::format("expands to {:.0f} solver configurations (names x option values), more than the {} "
+                                     "cells a plan may have", combos, limits.max_cells));
       const auto known = solver_names();
       for (std::size_t j = 0; j < names.size(); ++j)
         if (std::find(known.begin(), known.end(), names[j]) == known.end()) {
@@ -484,6 +501,15 @@ Experiment load_experiment(const std::string& path) {
   const auto onlys = load_filters(c, root, "only", e);
 
   // Plan: data x schedule x solver x grid x steps x seed, then filters.
+  const double size = static_cast<double>(e.data.size()) * static_cast<double>(e.schedules.size()) *
+                      static_cast<double>(e.solvers.size()) * static_cast<double>(e.grids.size()) *
+                      static_cast<double>(e.steps.size()) * static_cast<double>(e.seeds.size());
+  if (size > static_cast<double>(limits.max_cells))
+    c.fail(&root, "plan",
+           fmt::format("data x schedules x solvers x grids x steps x seeds = {} x {} x {} x {} x {} x {} = {:.0f} cells, "
+                       "more than {}: split the study into several files",
+                       e.data.size(), e.schedules.size(), e.solvers.size(), e.grids.size(), e.steps.size(),
+                       e.seeds.size(), size, limits.max_cells));
   for (int d = 0; d < int(e.data.size()); ++d)
     for (int s = 0; s < int(e.schedules.size()); ++s)
       for (int v = 0; v < int(e.solvers.size()); ++v)
@@ -506,13 +532,15 @@ Experiment load_experiment(const std::string& path) {
   if (e.cells.empty()) c.fail(&root, "exclude/only", "the filters leave no cell to run");
 
   // Every cell's grid must exist on its schedule (e.g. denoise needs sigma = 0 to be reachable).
-  std::set<std::tuple<int, int, int>> checked;
+  std::map<std::tuple<int, int, int>, double> first_t;  // (schedule, grid, steps) -> the grid's first time
   for (const auto& cell : e.cells) {
-    if (!checked.insert({cell.schedule, cell.grid, cell.steps}).second) continue;
+    const auto key = std::make_tuple(cell.schedule, cell.grid, cell.steps);
+    if (first_t.count(key)) continue;
     GridSpec spec = e.grids[cell.grid].spec;
     spec.steps = cell.steps;
+    const Schedule& sch = *e.schedules[cell.schedule].schedule;
     try {
-      make_grid(*e.schedules[cell.schedule].schedule, spec);
+      first_t[key] = make_grid(sch, spec).t.front();
     } catch (const InputError& err) {
       const auto* arr = root.get("grids")->as_array();
       c.fail(arr->get(cell.grid), fmt::format("grids[{}]", cell.grid),
@@ -534,6 +562,21 @@ Experiment load_experiment(const std::string& path) {
         c.fail(t.get(sa.name), "schedules." + sa.name, fmt::format("the curvature metric needs a logsnr grid: {}", err.what()));
       }
     }
+  }
+
+  // A grid that starts at the exact prior (alpha = 0) needs a solver that can start there.
+  std::set<std::pair<int, int>> solver_checked;
+  for (const auto& cell : e.cells) {
+    const Schedule& sch = *e.schedules[cell.schedule].schedule;
+    const double t0 = first_t.at({cell.schedule, cell.grid, cell.steps});
+    if (sch.alpha(t0) > 0 || !solver_checked.insert({cell.schedule, cell.solver}).second) continue;
+    const auto& sv = e.solvers[cell.solver];
+    if (!make_solver(sv.name, sv.options)->traits().starts_at_prior)
+      c.fail(root.get("schedules")->as_table()->get(e.schedules[cell.schedule].name),
+             "schedules." + e.schedules[cell.schedule].name,
+             fmt::format("starts where alpha = 0 (t = {}), where solver {} cannot start (it steps in rho = sigma/alpha, "
+                         "f = alpha'/alpha or inner logSNR stages); lower t_hi or exclude the pair",
+                         t0, sv.label));
   }
 
   std::uint64_t h = fnv1a(fmt::format("particles={};metrics={};ref={},{};mmd={};curv={};pp={}", e.particles,

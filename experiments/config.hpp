@@ -65,8 +65,18 @@ struct Experiment {
   std::string cell_key(const Cell& c) const;  // canonical text of one cell
 };
 
+// Sizes refused by name before anything is built (a plan past them would run out of memory or
+// time in validation alone). The fuzz targets (tests/fuzz/) pass smaller ones.
+struct PlanLimits {
+  long long max_cells = 1'000'000;        // data x schedules x solvers x grids x steps x seeds
+  long long max_steps = 1'000'000;        // steps (and curvature_steps) of one grid
+  long long max_preset_size = 1LL << 28;  // K d^2 of a preset mixture (8 bytes each, a few copies kept)
+};
+
 // Parses and validates; throws InputError("file:line:col: key: message").
-Experiment load_experiment(const std::string& path);
+Experiment load_experiment(const std::string& path, const PlanLimits& limits = {});
+// The same from the file's text; `path` names it in messages and anchors relative data files.
+Experiment parse_experiment(const std::string& text, const std::string& path, const PlanLimits& limits = {});
 std::vector<std::string> mixture_presets();
 
 }  // namespace flowgauge

@@ -22,6 +22,9 @@ Coord parse_coord(const std::string& name) {
 std::string coord_name(Coord c) { return coord_names()[static_cast<int>(c)]; }
 
 double Coordinates::tau(double t) const {
+  if ((kind == Coord::kVe || kind == Coord::kLogsnr) && !(s->alpha(t) > 0))  // fm-linear's t = 1 (exact prior)
+    throw InputError(fmt::format("coordinates {}: undefined at t = {} where alpha = 0 (rho = sigma/alpha is infinite); "
+                                 "use coordinates = t or fm, or t_hi < {}", coord_name(kind), t, t));
   switch (kind) {
     case Coord::kT: return t;
     case Coord::kVe: return s->sigma(t) / s->alpha(t);

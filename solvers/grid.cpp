@@ -47,6 +47,10 @@ Grid make_grid(const Schedule& s, const GridSpec& spec) {
     for (double t : g.t)
       if (t < a || t > b) throw InputError(fmt::format("explicit grid: time {} is outside {}'s domain [{}, {}]", t, s.name(), a, b));
     if (!g.denoise_final && s.t_sigma_zero() && g.t.back() == *s.t_sigma_zero()) g.denoise_final = true;
+    for (std::size_t i = 0; i + (g.denoise_final ? 1 : 0) < g.t.size(); ++i)  // schedule.hpp kSigmaMin/Max
+      if (const double sg = s.sigma(g.t[i]); !(sg >= kSigmaMin && sg <= kSigmaMax))
+        throw InputError(fmt::format("explicit grid: point {} (t = {}) has sigma = {:.3g}, outside the supported [{:.0e}, {:.0e}]",
+                                     i, g.t[i], sg, kSigmaMin, kSigmaMax));
     return g;
   }
   if (spec.steps < 1) throw InputError(fmt::format("grid: steps = {} must be >= 1", spec.steps));

@@ -127,6 +127,11 @@ SampleResult sample(Solver& solver, Model& model, const Grid& grid, MatRef X, bo
     throw InputError(fmt::format("solver {} is stochastic and has no noise source (Solver::set_noise; "
                                  "flowgauge sample: --seed or --noise FILE)",
                                  solver.traits().name));
+  if (!solver.traits().starts_at_prior && N > 0 && !(model.schedule().alpha(grid.t[0]) > 0))
+    throw InputError(fmt::format("solver {}: cannot start at t = {} where alpha = 0 (the exact prior): it steps in "
+                                 "rho = sigma/alpha, f = alpha'/alpha or inner logSNR stages, all infinite there; use "
+                                 "t_hi < {}, or ddim, dpmpp_2m, unipc, ddpm, or Runge-Kutta with coordinates = t or fm",
+                                 solver.describe(), grid.t[0], grid.t[0]));
   solver.start(model, grid, X.cols());
   if (keep_trajectory) {
     r.trajectory.emplace_back(X);

@@ -29,6 +29,9 @@ struct SolverTraits {
   // strong error against the exact solution on single-Gaussian data (solvers/stochastic/metrics.hpp).
   double limit_drift = std::numeric_limits<double>::quiet_NaN();
   double limit_noise = std::numeric_limits<double>::quiet_NaN();
+  // Can start where alpha = 0 (fm-linear's t = 1, the exact prior): false for methods that step in
+  // rho = sigma/alpha, use f = alpha'/alpha or need inner logSNR stages there (sample() refuses).
+  bool starts_at_prior = true;
 };
 
 // Solver options as given by the user (TOML or --option key=value), read with OptionReader.

@@ -445,7 +445,7 @@ TEST(MixtureHard, IllConditionedCovariance) {
 }
 
 TEST(MixtureHard, RankDeficientCovariance) {
-  // S = V V^T with V 4 x 2: two exactly zero eigenvalues (computed as +-1e-16 and clipped).
+  // S = V V^T with V 4 x 2: two zero eigenvalues (computed as ~1e-16, set to exact zeros; test_extremes).
   Eigen::MatrixXd V(4, 2);
   V << 1, 0.2, -0.5, 1, 0.3, 0.3, 0.8, -0.6;
   std::vector<Component> c = {{0.5, VectorXd::Zero(4), V * V.transpose()},

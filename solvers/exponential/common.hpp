@@ -3,8 +3,10 @@
 // schedule cache. Everything here works in the HALF logSNR ell = lambda/2 = log(alpha/sigma)
 // (DPM-Solver's "lambda"); a step from s (noisier) to t has h = ell_t - ell_s > 0.
 #include <cmath>
+#include <fmt/format.h>
 #include <vector>
 
+#include "analytics/errors.hpp"
 #include "analytics/schedule.hpp"
 #include "solvers/grid.hpp"
 #include "solvers/model.hpp"
@@ -43,7 +45,14 @@ inline Point point_at(const Schedule& s, double t) { return {s.at(t), 0.5 * s.la
 // ell recomputed from that t, so that alpha, sigma and ell agree to rounding even where
 // t_of_lambda is only accurate to ~1e-14 in t (the update weights take r = (ell_s1 - ell_s)/h from
 // the points; with an exact inverse this is the reference's r*h).
-inline Point point_at_ell(const Schedule& s, double ell) { return point_at(s, s.t_of_lambda(2.0 * ell)); }
+// A step from or to an infinite logSNR (alpha = 0 at fm-linear's t = 1) has no inner points: named.
+inline Point point_at_ell(const Schedule& s, double ell) {
+  if (!std::isfinite(ell))
+    throw InputError(fmt::format("schedule {}: an inner stage lies at logSNR {} (a step from t = {} or to t = {} where "
+                                 "alpha or sigma is 0); singlestep exponential solvers need t_lo, t_hi where both are > 0",
+                                 s.name(), 2.0 * ell, s.t_hi(), s.t_lo()));
+  return point_at(s, s.t_of_lambda(2.0 * ell));
+}
 
 // alpha, sigma, ell at every grid time (built in start(), read in step()).
 inline void cache_grid(const Schedule& s, const Grid& g, std::vector<Point>& out) {

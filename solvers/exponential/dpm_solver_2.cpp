@@ -31,7 +31,7 @@ class DpmSolver2 final : public Solver {
  private:
   static constexpr double kR1 = 0.5;
   bool taylor_;
-  SolverTraits tr_{.name = "dpm_solver_2", .family = "exponential", .order = 2, .evals_per_step = 2, .history = 0};
+  SolverTraits tr_{.name = "dpm_solver_2", .family = "exponential", .order = 2, .evals_per_step = 2, .history = 0, .starts_at_prior = false};
   std::vector<expint::Point> pts_;
   expint::NoiseSinglestep k_;
 };

@@ -35,7 +35,7 @@ class DpmSolver3 final : public Solver {
  private:
   static constexpr double kR1 = 1.0 / 3.0, kR2 = 2.0 / 3.0;
   bool taylor_;
-  SolverTraits tr_{.name = "dpm_solver_3", .family = "exponential", .order = 3, .evals_per_step = 3, .history = 0};
+  SolverTraits tr_{.name = "dpm_solver_3", .family = "exponential", .order = 3, .evals_per_step = 3, .history = 0, .starts_at_prior = false};
   std::vector<expint::Point> pts_;
   expint::NoiseSinglestep k_;
 };

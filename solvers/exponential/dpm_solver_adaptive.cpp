@@ -14,6 +14,7 @@
 // error norm couples the whole batch (max over samples).
 #include <algorithm>
 #include <cmath>
+#include <fmt/format.h>
 #include <limits>
 #include <stdexcept>
 
@@ -53,7 +54,9 @@ class DpmSolverAdaptive final : public Solver {
     const double r1 = order_ == 2 ? 0.5 : 1.0 / 3.0, r2 = 2.0 / 3.0;
     for (long attempt = 0;; ++attempt) {
       if (attempt >= kMaxAttempts)
-        throw std::runtime_error("dpm_solver_adaptive: no convergence within the attempt limit (step size collapsed)");
+        throw InputError(fmt::format("dpm_solver_adaptive: no convergence within {} attempts on the step from t = {} to "
+                                     "t = {} (step size collapsed; rtol/atol unreachable on this grid)",
+                                     kMaxAttempts, pts_[i].t(), end.t()));
       const double rest = end.ell - s.ell;
       const bool last = !(h_ < rest);
       const double h = last ? rest : h_;
@@ -105,7 +108,7 @@ class DpmSolverAdaptive final : public Solver {
   double rtol_, atol_, h_init_, theta_;
   bool taylor_;
   SolverTraits tr_{.name = "dpm_solver_adaptive", .family = "exponential", .order = 3, .evals_per_step = 3,
-                   .history = 0, .adaptive = true};
+                   .history = 0, .adaptive = true, .starts_at_prior = false};
   std::vector<expint::Point> pts_;
   expint::NoiseSinglestep k_;
   MatrixXd xlow_, xhigh_, xprev_;

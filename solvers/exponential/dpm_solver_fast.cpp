@@ -85,7 +85,7 @@ class DpmSolverFast final : public Solver {
  private:
   int order_;
   bool taylor_;
-  SolverTraits tr_{.name = "dpm_solver_fast", .family = "exponential", .order = 2, .evals_per_step = 1, .history = 0};
+  SolverTraits tr_{.name = "dpm_solver_fast", .family = "exponential", .order = 2, .evals_per_step = 1, .history = 0, .starts_at_prior = false};
   std::vector<expint::Point> pts_;
   std::vector<int> group_;  // order of the outer step starting at each grid index (0 = inside one)
   expint::NoiseSinglestep k_;

@@ -38,7 +38,7 @@ class Dpmpp2s final : public Solver {
 
  private:
   static constexpr double kR = 0.5;
-  SolverTraits tr_{.name = "dpmpp_2s", .family = "exponential", .order = 2, .evals_per_step = 2, .history = 0};
+  SolverTraits tr_{.name = "dpmpp_2s", .family = "exponential", .order = 2, .evals_per_step = 2, .history = 0, .starts_at_prior = false};
   std::vector<expint::Point> pts_;
   MatrixXd m0_, m1_, eps_, u_;
 };

@@ -20,7 +20,7 @@ namespace {
 class DeisTab final : public Solver {
  public:
   explicit DeisTab(int order) : r_(order - 1) {
-    tr_ = {.name = "deis_tab", .family = "multistep", .order = double(order), .evals_per_step = 1, .history = r_};
+    tr_ = {.name = "deis_tab", .family = "multistep", .order = double(order), .evals_per_step = 1, .history = r_, .starts_at_prior = false};
   }
   const SolverTraits& traits() const override { return tr_; }
 

@@ -37,7 +37,7 @@ class Ipndm final : public Solver {
   }
 
  private:
-  SolverTraits tr_{.name = "ipndm", .family = "multistep", .order = 2, .evals_per_step = 1, .history = 3};
+  SolverTraits tr_{.name = "ipndm", .family = "multistep", .order = 2, .evals_per_step = 1, .history = 3, .starts_at_prior = false};
   multistep::History hist_;
   MatrixXd x0_;
 };

@@ -27,6 +27,7 @@ class Lms final : public Solver {
     tr_.family = "multistep";
     tr_.order = rk4_start ? order : std::min(order, 2);
     tr_.evals_per_step = 1;
+    tr_.starts_at_prior = c != Coord::kVe && c != Coord::kLogsnr;  // z = x/alpha
     tr_.history = order - 1;
   }
   const SolverTraits& traits() const override { return tr_; }

@@ -60,6 +60,7 @@ std::unique_ptr<Solver> make_explicit_rk(OptionReader& opts, SolverTraits traits
   const Coord c = parse_coord(opts.get_choice("coordinates", "ve", coord_names()));
   traits.family = "runge-kutta";
   traits.evals_per_step = static_cast<int>(tableau.b.size());
+  traits.starts_at_prior = c != Coord::kVe && c != Coord::kLogsnr;  // z = x/alpha
   return std::make_unique<ExplicitRk>(std::move(traits), std::move(tableau), c);
 }
 

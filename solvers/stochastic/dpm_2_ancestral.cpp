@@ -55,7 +55,7 @@ class Dpm2Ancestral final : public Solver {
   double eta_;
   stoch::StepNoise sn_;
   SolverTraits tr_{.name = "dpm_2_ancestral", .family = "stochastic", .order = 2, .evals_per_step = 2,
-                   .history = 0, .stochastic = true};
+                   .history = 0, .stochastic = true, .starts_at_prior = false};
   std::vector<expint::Point> pts_;
   MatrixXd x0_, eps_, y_, y2_, d_, xi_;
 };

@@ -61,7 +61,7 @@ class EdmChurn final : public Solver {
   int steps_ = 1;
   stoch::StepNoise sn_;
   SolverTraits tr_{.name = "edm_churn", .family = "stochastic", .order = 2, .evals_per_step = 2, .history = 0,
-                   .stochastic = true};
+                   .stochastic = true, .starts_at_prior = false};
   std::vector<expint::Point> pts_;
   MatrixXd x0_, eps_, y_, yh_, d_, xi_;
 };

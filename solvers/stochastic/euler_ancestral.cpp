@@ -44,7 +44,7 @@ class EulerAncestral final : public Solver {
   double eta_;
   stoch::StepNoise sn_;
   SolverTraits tr_{.name = "euler_ancestral", .family = "stochastic", .order = 1, .evals_per_step = 1,
-                   .history = 0, .stochastic = true};
+                   .history = 0, .stochastic = true, .starts_at_prior = false};
   std::vector<expint::Point> pts_;
   MatrixXd x0_, eps_, xi_;
 };

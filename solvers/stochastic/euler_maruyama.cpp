@@ -50,7 +50,7 @@ class EulerMaruyama final : public Solver {
   double eta_, drift_;
   stoch::StepNoise sn_;
   SolverTraits tr_{.name = "", .family = "stochastic", .order = 1, .evals_per_step = 1, .history = 0,
-                   .stochastic = true};
+                   .stochastic = true, .starts_at_prior = false};
   MatrixXd x0_, eps_, xi_;
 };
 

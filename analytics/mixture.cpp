@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 #include <limits>
 #include <numbers>
+#include <stdexcept>
 
 #include "analytics/errors.hpp"
 #include "analytics/random.hpp"
@@ -144,8 +145,6 @@ GaussianMixture::GaussianMixture(std::vector<Component> components, const std::s
     Mu_.col(k) = mu_[k];
     S_.col(k) = s_[k];
   }
-  // Keep a (K d) x B projection block near 4 MiB so the GEMMs stay cache friendly.
-  block_ = std::clamp<Eigen::Index>((Eigen::Index(1) << 19) / (static_cast<Eigen::Index>(K_) * d_), 64, 2048);
 }
 
 MatrixXd GaussianMixture::covariance(int k) const { return U_[k] * s_[k].asDiagonal() * U_[k].transpose(); }
@@ -164,94 +163,301 @@ MatrixXd GaussianMixture::marginal_cov(double alpha, double sigma) const {
   return alpha * alpha * C + sigma * sigma * MatrixXd::Identity(d_, d_);
 }
 
+// ---- evaluate(): the batched kernel (experiments/bench/README.md has its measured rates) ----
+//
+// Per call, with a_k = c_k^{-1/2} and W_k = diag(a_k) U_k^T (whitening of component k):
+//   w_k = W_k (x - alpha mu_k),  log(w_k N_k(x)) = cst_k - |w_k|^2 / 2,
+//   score  s  = -sum_k r_k W_k^T w_k                  (= -sum_k r_k C_k^{-1} (x - alpha mu_k)),
+//   x0hat     =  sum_k r_k (mu_k + V_k w_k),  V_k = U_k diag(alpha s_k a_k)  (= mu_k + alpha S_k C_k^{-1} (.)),
+//   tr J_s    =  sum_k r_k (|z_k|^2 - tr C_k^{-1}) - |s|^2,  |z_k|^2 = sum_i w_ki^2 / c_ki  (closed_forms 3).
+// Points are rows inside a block of B (B-major), so every per-point quantity is a contiguous column
+// and the elementwise work (log-sum-exp, exp, scalings) is vectorized across points. A block is
+//   1. log-densities: [x^T 1] (B x (d+1)) times At ((d+1) x K d) -> every w_k -> L (B x K);
+//   2. log-sum-exp over the K columns of L (one vectorized exp) -> log p, responsibilities r;
+//   3. weighted sums: [r_k w_k, r_k] (B x (K d + K)) times G -> score (and denoiser) rows.
+// Column i K + k of At (row of G) belongs to coordinate i of component k ("i-major"): r then
+// scales d contiguous B x K slices. Steps 1 and 3 are GEMMs for d > 8; for d <= 8 they are
+// fixed-size code that keeps a packet of points in registers and recomputes w_k in step 3
+// instead of storing it (measured 1.4-2x faster than the GEMMs there).
+namespace {
+// Components with exp(L_k - max_j L_j) <= 2^-512 (so r_k <= 2^-512) are left out of the weighted sums
+// (score, trace, denoiser). Their terms are r_k |g_k| <= 2^-512 |g_k|, below the rounding of the sum
+// (dominated by r >= 1/K terms) unless some |g_k| exceeds 2^450 |s|. Keeping them fed subnormal
+// products r_k w_k to the second product (r_k < 1e-290 for 86 % of the terms at d = 256, K = 8 in the
+// benchmark): every operation on a subnormal costs a microcode assist, which made that case 3.4x
+// slower than its GEMMs. The responsibilities written out (kResp) keep them.
+// (Eigen 3.4's exp does not flush either: below -709.78 it returns 5.6e-309, computed through
+// subnormal products; its argument is clamped at -700 first, and the cut applied as a 0/1 factor.)
+constexpr double kLogNegligible = -512 * std::numbers::ln2;
+constexpr double kHuge = 0x1p600;  // kHuge * (u - kLogNegligible) >= 1 for every double u > kLogNegligible
+// Block rows are padded to a multiple of every SIMD width (2, 4, 8 doubles): with 64-byte aligned
+// columns, Eigen then runs every elementwise loop in packets only, so a point's arithmetic never
+// depends on its position in the block (no scalar head or tail with different rounding).
+constexpr Eigen::Index kLanes = 8;
+Eigen::Index round_up(Eigen::Index n) { return (n + kLanes - 1) / kLanes * kLanes; }
+
+struct Job {
+  Eigen::Index d, K, ng, gk;  // ng: columns of G (d or 2d), gk: its rows (K d, or K d + K with the denoiser)
+  bool score, denoise, trace;
+};
+
+// Step 1 by GEMM: every w_k, then L_k = cst_k - |w_k|^2 / 2 (and |z_k|^2 for the trace).
+void log_densities_gemm(EvalWorkspace& ws, const Job& j) {
+  const Eigen::Index Bp = ws.Xt.rows(), K = j.K, d = j.d;
+  ws.Wt.leftCols(K * d).noalias() = ws.Xt * ws.At;  // GEMM 1
+  using Strided = Eigen::Map<const Eigen::ArrayXXd, 0, Eigen::OuterStride<>>;
+  for (Eigen::Index k = 0; k < K; ++k) {
+    const Strided Wk(ws.Wt.data() + k * Bp, Bp, d, Eigen::OuterStride<>(K * Bp));  // the d columns of w_k
+    ws.L.col(k) = ws.cst(k) - 0.5 * Wk.square().rowwise().sum();
+    if (j.trace) ws.Z.col(k) = Wk.square().matrix().lazyProduct(ws.invc.col(k)).array();
+  }
+}
+
+// Step 3 by GEMM: w_k <- e_k w_k in place, St = [e_k w_k, e_k] G / sum_k e_k; trace into ws.t.
+// (Eigen 3.4's colwise()/rowwise() broadcasts are not vectorized: scalings go column by column.)
+void weighted_sums_gemm(EvalWorkspace& ws, const Job& j) {
+  const Eigen::Index K = j.K, d = j.d;
+  if (K > 1)
+    for (Eigen::Index i = 0; i < d; ++i) ws.Wt.middleCols(i * K, K).array() *= ws.R;
+  if (j.denoise) ws.Wt.rightCols(K) = ws.R.matrix();
+  ws.St.noalias() = ws.Wt.leftCols(j.gk) * ws.G;  // GEMM 2
+  if (K == 1) return;
+  for (Eigen::Index c = 0; c < j.ng; ++c) ws.St.col(c).array() *= ws.inv;
+  if (j.trace) {
+    auto& t = ws.t;
+    t = ws.R.col(0) * (ws.Z.col(0) - ws.trinv(0));
+    for (Eigen::Index k = 1; k < K; ++k) t += ws.R.col(k) * (ws.Z.col(k) - ws.trinv(k));
+    t *= ws.inv;
+    for (Eigen::Index l = 0; l < d; ++l) t -= ws.St.col(l).array().square();
+  }
+}
+
+// Fixed d = D: a packet of kLanes points at a time, its coordinates and sums in registers.
+using Lanes = Eigen::Array<double, kLanes, 1>;
+
+template <int D>
+struct Fixed {
+  // w_k for the packet: row i of W_k and its offset are column i K + k of At.
+  static void whiten(const EvalWorkspace& ws, Eigen::Index K, Eigen::Index k, const Lanes (&x)[D], Lanes (&w)[D]) {
+    for (int i = 0; i < D; ++i) {
+      const double* a = ws.At.data() + (i * K + k) * (D + 1);
+      w[i] = x[0] * a[0];
+      for (int l = 1; l < D; ++l) w[i] += x[l] * a[l];
+      w[i] += a[D];
+    }
+  }
+  static void load(const EvalWorkspace& ws, Eigen::Index p, Lanes (&x)[D]) {
+    for (int l = 0; l < D; ++l) x[l] = ws.Xt.col(l).segment<kLanes>(p).array();
+  }
+
+  // L, and its maximum over k in ws.m.
+  static void log_densities(EvalWorkspace& ws, const Job& j) {
+    const Eigen::Index K = j.K;
+    for (Eigen::Index p = 0; p < ws.Xt.rows(); p += kLanes) {
+      Lanes x[D], w[D], m;
+      load(ws, p, x);
+      for (Eigen::Index k = 0; k < K; ++k) {
+        whiten(ws, K, k, x, w);
+        Lanes q = w[0].square();
+        for (int i = 1; i < D; ++i) q += w[i].square();
+        const Lanes Lk = ws.cst(k) - 0.5 * q;
+        ws.L.col(k).segment<kLanes>(p) = Lk;
+        m = k == 0 ? Lk : m.max(Lk);
+      }
+      ws.m.segment<kLanes>(p) = m;
+    }
+  }
+
+  static void weighted_sums(EvalWorkspace& ws, const Job& j) {
+    const Eigen::Index K = j.K, gk = j.gk;
+    const double* G = ws.G.data();  // column l: score coordinate l (if j.score), then denoiser coordinates
+    const Eigen::Index off = j.score ? D : 0;
+    for (Eigen::Index p = 0; p < ws.Xt.rows(); p += kLanes) {
+      Lanes x[D], w[D], s[D], x0[D], t = Lanes::Zero();
+      load(ws, p, x);
+      for (int l = 0; l < D; ++l) s[l] = x0[l] = Lanes::Zero();
+      for (Eigen::Index k = 0; k < K; ++k) {
+        const Lanes r = ws.R.col(k).segment<kLanes>(p);
+        whiten(ws, K, k, x, w);
+        if (j.score)
+          for (int l = 0; l < D; ++l) {
+            Lanes g = w[0] * G[l * gk + k];
+            for (int i = 1; i < D; ++i) g += w[i] * G[l * gk + i * K + k];
+            s[l] += r * g;
+          }
+        if (j.denoise)
+          for (int l = 0; l < D; ++l) {
+            const double* V = G + (off + l) * gk;
+            Lanes g = w[0] * V[k];
+            for (int i = 1; i < D; ++i) g += w[i] * V[i * K + k];
+            x0[l] += r * (g + V[D * K + k]);  // + mu_k
+          }
+        if (j.trace) {
+          Lanes z = w[0].square() * ws.invc(0, k);
+          for (int i = 1; i < D; ++i) z += w[i].square() * ws.invc(i, k);
+          t += r * (z - ws.trinv(k));
+        }
+      }
+      const Lanes inv = ws.inv.segment<kLanes>(p);  // 1 / sum_k e_k
+      if (j.score)
+        for (int l = 0; l < D; ++l) ws.St.col(l).segment<kLanes>(p) = (s[l] *= inv).matrix();
+      if (j.denoise)
+        for (int l = 0; l < D; ++l) ws.St.col(off + l).segment<kLanes>(p) = (x0[l] * inv).matrix();
+      if (j.trace) {
+        t *= inv;
+        for (int l = 0; l < D; ++l) t -= s[l].square();
+        ws.t.segment<kLanes>(p) = t;
+      }
+    }
+  }
+};
+
+template <template <int> class F>
+void dispatch(Eigen::Index d, bool step1, EvalWorkspace& ws, const Job& j) {
+  switch (d) {
+    case 1: step1 ? F<1>::log_densities(ws, j) : F<1>::weighted_sums(ws, j); break;
+    case 2: step1 ? F<2>::log_densities(ws, j) : F<2>::weighted_sums(ws, j); break;
+    case 3: step1 ? F<3>::log_densities(ws, j) : F<3>::weighted_sums(ws, j); break;
+    case 4: step1 ? F<4>::log_densities(ws, j) : F<4>::weighted_sums(ws, j); break;
+    case 5: step1 ? F<5>::log_densities(ws, j) : F<5>::weighted_sums(ws, j); break;
+    case 6: step1 ? F<6>::log_densities(ws, j) : F<6>::weighted_sums(ws, j); break;
+    case 7: step1 ? F<7>::log_densities(ws, j) : F<7>::weighted_sums(ws, j); break;
+    case 8: step1 ? F<8>::log_densities(ws, j) : F<8>::weighted_sums(ws, j); break;
+    default: throw std::invalid_argument("mixture evaluate: EvalKernel::kElementwise needs d <= 8");
+  }
+}
+
+// Step 2: log-sum-exp over the K columns of L, with m = max_k L_k (in ws.m if have_max): leaves
+// e_k = exp(L_k - m) in R (negligible ones 0), inv = 1 / sum_k e_k, and log p = m + log sum_k e_k in
+// ws.lse. Responsibilities r_k = e_k inv, not exp(L_k - lse): lse is rounded to eps |lse|, which would
+// put an error of that size (1e-11 at log p ~ -1e5) on every r_k. Step 3 divides by sum_k e_k once.
+void log_sum_exp(EvalWorkspace& ws, Eigen::Index K, bool have_max) {
+  const auto& L = ws.L;
+  auto& m = ws.m;
+  if (K == 1) {
+    ws.lse = L.col(0);
+    ws.R.setOnes();
+    ws.inv.setOnes();
+    return;
+  }
+  if (!have_max) m = L.rowwise().maxCoeff();
+  for (Eigen::Index k = 0; k < K; ++k) {  // e_k, 0 where L_k - m <= kLogNegligible; vectorized exp
+    const auto u = L.col(k) - m;
+    ws.R.col(k) = u.max(-700.0).exp() * (kHuge * (u - kLogNegligible)).min(1.0).max(0.0);
+  }
+  auto& acc = ws.inv;
+  acc = ws.R.rowwise().sum();
+  ws.lse = m + acc.log();
+  acc = acc.inverse();
+}
+}  // namespace
+
+Eigen::Index GaussianMixture::block_size(bool elementwise) const {
+  const Eigen::Index Kd = static_cast<Eigen::Index>(K_) * d_;
+  // GEMM: keep the B x K d block of w near 1 MiB, inside the 2 MiB L2 with the GEMM's packed
+  // panels (measured: 4 MiB blocks were 10-35 % slower at d = 16..64). Elementwise: the block's
+  // arrays (points, log-densities, exponentials) near 32 KiB, in L1.
+  const Eigen::Index b = elementwise ? (Eigen::Index(1) << 12) / (Kd + 3 * K_) : (Eigen::Index(1) << 17) / Kd;
+  return std::clamp<Eigen::Index>(b, elementwise ? 32 : 128, 1024) / kLanes * kLanes;
+}
+
 void GaussianMixture::evaluate(const ConstMatRef& X, double alpha, double sigma, unsigned flags, MixtureEval& out,
                                EvalWorkspace& ws) const {
   if (X.rows() != d_)
     throw std::invalid_argument(fmt::format("mixture evaluate: points have {} rows, mixture dimension is {}",
                                             X.rows(), d_));
-  const Eigen::Index N = X.cols(), d = d_, K = K_, B = block_;
-  // Per-component constants: c_k = alpha^2 s_k + sigma^2, 1/c_k, log w_k - (d log 2pi + sum log c_k)/2.
+  const bool gemm = ws.kernel == EvalKernel::kGemm || (ws.kernel == EvalKernel::kAuto && d_ > kElementwiseMaxDim);
+  if (!gemm && d_ > kElementwiseMaxDim)
+    throw std::invalid_argument(fmt::format("mixture evaluate: EvalKernel::kElementwise needs d <= {}, got {}",
+                                            kElementwiseMaxDim, d_));
+  const Eigen::Index N = X.cols(), d = d_, K = K_, Kd = K * d;
+  const Eigen::Index B = ws.block > 0 ? ws.block : block_size(!gemm), Bp = round_up(std::min(B, N));
+  Job job{.d = d, .K = K, .ng = 0, .gk = 0, .score = (flags & (kScore | kTrace)) != 0,
+          .denoise = (flags & kDenoiser) != 0, .trace = (flags & kTrace) != 0};
+  job.ng = (job.score ? d : 0) + (job.denoise ? d : 0);
+  job.gk = job.denoise ? Kd + K : Kd;
+
+  // Per-call constants: c_k = alpha^2 s_k + sigma^2, 1/c_k, log w_k - (d log 2pi + sum log c_k)/2.
   auto& invc = ws.invc;
-  auto& cst = ws.cst;
-  auto& trinv = ws.trinv;
   invc.resize(d, K);
-  cst.resize(K);
-  trinv.resize(K);
+  ws.cst.resize(K);
+  ws.trinv.resize(K);
   for (int k = 0; k < K_; ++k) {
     auto c = alpha * alpha * s_[k].array() + sigma * sigma;
     if (!(c.minCoeff() > 0))
       throw std::domain_error("mixture evaluate: C_k(t) is singular (sigma = 0 with a rank-deficient covariance)");
     invc.col(k) = c.inverse().matrix();
-    cst(k) = logw_(k) - 0.5 * (static_cast<double>(d) * kLog2Pi - invc.col(k).array().log().sum());
-    trinv(k) = invc.col(k).sum();
+    ws.cst(k) = logw_(k) - 0.5 * (static_cast<double>(d) * kLog2Pi - invc.col(k).array().log().sum());
+    ws.trinv(k) = invc.col(k).sum();
   }
+  // The products' right-hand sides, O(K d^2) per call, in i-major order (column / row i K + k).
+  ws.At.resize(d + 1, Kd);
+  for (Eigen::Index k = 0; k < K; ++k)
+    for (Eigen::Index i = 0; i < d; ++i) {
+      const double a = std::sqrt(invc(i, k));
+      ws.At.col(i * K + k).head(d) = a * U_[k].col(i);  // row i of W_k
+      ws.At(d, i * K + k) = -alpha * a * Utmu_(i, k);   // row i of -alpha W_k mu_k
+    }
+  ws.G.resize(job.gk, job.ng);
+  if (job.score) {
+    ws.G.topLeftCorner(Kd, d) = -ws.At.topRows(d).transpose();
+    if (job.denoise) ws.G.bottomLeftCorner(K, d).setZero();
+  }
+  if (job.denoise) {
+    ws.G.topRightCorner(Kd, d) = (ws.At.topRows(d) * (alpha * S_.transpose().reshaped()).asDiagonal()).transpose();
+    ws.G.bottomRightCorner(K, d) = Mu_.transpose();
+  }
+
   if (flags & kLogp) out.logp.resize(N);
-  if (flags & (kScore | kTrace)) out.score.resize(d, N);
-  if (flags & kTrace) out.trace.resize(N);
+  if (job.score) out.score.resize(d, N);
+  if (job.trace) out.trace.resize(N);
   if (flags & kResp) out.resp.resize(K, N);
-  if (flags & kDenoiser) {
-    out.x0.resize(d, N);
-    ws.Yd.resize(K * d, std::min(B, N));
-  }
-  ws.Y.resize(K * d, std::min(B, N));
-  ws.logn.resize(K, std::min(B, N));
-  ws.W.resize(K, std::min(B, N));  // |z_k|^2 per column
-  ws.lse.resize(std::min(B, N));
-  ws.m.resize(std::min(B, N));
-  ws.acc.resize(std::min(B, N));
+  if (job.denoise) out.x0.resize(d, N);
+  ws.Xt.resize(Bp, d + 1);
+  ws.Xt.col(d).setOnes();
+  if (gemm) ws.Wt.resize(Bp, job.gk);
+  ws.St.resize(Bp, job.ng);
+  ws.L.resize(Bp, K);
+  ws.R.resize(Bp, K);
+  if (job.trace && gemm) ws.Z.resize(Bp, K);
+  ws.m.resize(Bp);
+  ws.lse.resize(Bp);
+  ws.inv.resize(Bp);
+  if (job.trace) ws.t.resize(Bp);
 
   for (Eigen::Index j0 = 0; j0 < N; j0 += B) {
     const Eigen::Index nb = std::min(B, N - j0);
-    auto Y = ws.Y.leftCols(nb);
-    auto logn = ws.logn.leftCols(nb);
-    auto zz = ws.W.leftCols(nb);
-    Y.noalias() = Ut_stack_ * X.middleCols(j0, nb);  // GEMM 1: all projections U_k^T x
-    for (Eigen::Index k = 0; k < K; ++k) {
-      auto Yk = Y.middleRows(k * d, d);
-      Yk.colwise() -= alpha * Utmu_.col(k);  // y_k = U_k^T (x - alpha mu_k)
-      logn.row(k) = cst(k) - 0.5 * (Yk.array().square().colwise() * invc.col(k).array()).colwise().sum();
-      Yk.array().colwise() *= invc.col(k).array();  // z_k = y_k / c_k (in place)
-      if (flags & kTrace) zz.row(k) = Yk.colwise().squaredNorm();
-    }
-    // log-sum-exp over components; logn becomes the responsibilities. r_k = exp(logn_k - m) / acc,
-    // not exp(logn_k - lse): lse = m + log(acc) is rounded to eps |lse|, which would put an error of
-    // that size (1e-11 at log p ~ -1e5) on every r_k and on sum_k r_k = 1.
-    if (K == 1) {
-      ws.lse.head(nb) = logn.row(0).transpose();
-      logn.setOnes();
-    } else {
-      // Vectorized over the block (Eigen's SIMD exp/log); same arithmetic as a per-column loop.
-      auto m = ws.m.head(nb);
-      auto acc = ws.acc.head(nb);
-      m = logn.colwise().maxCoeff().transpose();
-      logn.array() = (logn.array().rowwise() - m.transpose().array()).exp();
-      acc = logn.colwise().sum().transpose();
-      ws.lse.head(nb) = m.array() + acc.array().log();
-      logn.array().rowwise() *= acc.transpose().array().inverse();
-    }
+    ws.Xt.topLeftCorner(nb, d) = X.middleCols(j0, nb).transpose();
+    ws.Xt.bottomLeftCorner(Bp - nb, d).setZero();  // padding rows: finite values, never written out
+    if (gemm)
+      log_densities_gemm(ws, job);
+    else
+      dispatch<Fixed>(d, true, ws, job);
+    log_sum_exp(ws, K, !gemm);
     if (flags & kLogp) out.logp.segment(j0, nb) = ws.lse.head(nb);
-    if (flags & kResp) out.resp.middleCols(j0, nb) = logn;
-    if (flags & kDenoiser) {
-      auto Yd = ws.Yd.leftCols(nb);
-      for (Eigen::Index k = 0; k < K; ++k)
-        Yd.middleRows(k * d, d) = ((Y.middleRows(k * d, d).array().colwise() * (alpha * S_.col(k).array())).rowwise() *
-                                   logn.row(k).array());
-      out.x0.middleCols(j0, nb).noalias() = Mu_ * logn;
-      out.x0.middleCols(j0, nb).noalias() += U_stack_ * Yd;
-    }
-    if (flags & (kScore | kTrace)) {
-      if (K > 1)
-        for (Eigen::Index k = 0; k < K; ++k) Y.middleRows(k * d, d).array().rowwise() *= logn.row(k).array();
-      out.score.middleCols(j0, nb).noalias() = -U_stack_ * Y;  // GEMM 2: s = -sum_k r_k U_k z_k
-      if (flags & kTrace) {
-        // tr J_s = -sum_k r_k sum_i 1/c_ki + sum_k r_k |z_k|^2 - |s|^2  (|g_k| = |z_k|, U_k orthogonal)
-        if (K == 1)
-          out.trace.segment(j0, nb).setConstant(-trinv(0));
-        else
-          out.trace.segment(j0, nb) = ((logn.array() * (zz.array().colwise() - trinv.array())).colwise().sum() -
-                                       out.score.middleCols(j0, nb).colwise().squaredNorm().array())
-                                          .transpose();
+    if (flags & kResp) {
+      if (K == 1)
+        out.resp.middleCols(j0, nb).setOnes();
+      else {
+        // r_k without the cut of negligible terms, down to the smallest subnormals: exp(u) as exp(u/2)^2
+        // (Eigen's exp returns 5.6e-309 for every u < -709.78). L is free again.
+        for (Eigen::Index k = 0; k < K; ++k) ws.L.col(k) = (0.5 * (ws.L.col(k) - ws.m)).max(-700.0).exp().square() * ws.inv;
+        out.resp.middleCols(j0, nb) = ws.L.topRows(nb).transpose().matrix();
       }
+    }
+    if (job.ng == 0) continue;
+    if (gemm)
+      weighted_sums_gemm(ws, job);
+    else
+      dispatch<Fixed>(d, false, ws, job);
+    if (job.score) out.score.middleCols(j0, nb) = ws.St.topLeftCorner(nb, d).transpose();
+    if (job.denoise) out.x0.middleCols(j0, nb) = ws.St.topRightCorner(nb, d).transpose();
+    if (job.trace) {
+      // tr J_s = sum_k r_k (|z_k|^2 - tr C_k^-1) - |s|^2 (|g_k| = |z_k|: U_k orthogonal); K = 1: exactly -tr C^-1
+      if (K == 1)
+        out.trace.segment(j0, nb).setConstant(-ws.trinv(0));
+      else
+        out.trace.segment(j0, nb) = ws.t.head(nb);
     }
   }
 }
@@ -265,7 +471,7 @@ MixtureEval GaussianMixture::evaluate(const ConstMatRef& X, double alpha, double
 
 void GaussianMixture::probe_quadratic(const ConstMatRef& X, double alpha, double sigma, const ConstMatRef& V,
                                       unsigned flags, MixtureEval& ev, MatRef out, EvalWorkspace& ws) const {
-  const Eigen::Index N = X.cols(), d = d_, K = K_, B = block_;
+  const Eigen::Index N = X.cols(), d = d_, K = K_, B = block_size(false);
   if (V.rows() != d_ || (N > 0 && V.cols() % N != 0) || (N == 0 && V.cols() != 0))
     throw std::invalid_argument(fmt::format("mixture probe_quadratic: probes are {} x {}, expected {} x (P * {})",
                                             V.rows(), V.cols(), d_, N));

@@ -38,13 +38,32 @@ struct MixtureEval {
   MatrixXd x0;     // d x N (kDenoiser)
 };
 
+// How evaluate() does its two products (both give the same values to rounding):
+//   kGemm:        Eigen's blocked GEMM (d large: 4 K d^2 flops per point dominate);
+//   kElementwise: fixed-size code vectorized across points, d <= kElementwiseMaxDim only (small d,
+//                 where a GEMM with inner size d + 1 is mostly overhead and the exponentials dominate);
+//   kAuto:        kElementwise for d <= GaussianMixture::kElementwiseMaxDim, else kGemm.
+enum class EvalKernel { kAuto, kElementwise, kGemm };
+
 // Scratch memory for evaluate(); reuse it across calls so the hot loop never allocates.
+// Layout: points are ROWS inside a block (B-major), so every per-point quantity is a contiguous
+// column and all elementwise work (log-sum-exp, exp, scalings) is vectorized across points.
 struct EvalWorkspace {
-  MatrixXd Y;              // (K d) x B: projections y_k, then z_k, then r_k z_k
-  MatrixXd Yd;             // (K d) x B: r_k alpha s_k z_k (kDenoiser only)
-  MatrixXd logn, W;        // K x B: log(w_k N_k) then r_k; |z_k|^2
-  MatrixXd invc;           // d x K: 1 / c_k
-  VectorXd cst, trinv, lse, m, acc;
+  // Choices (for tests and benchmarks): the kernel, and the number of points per block (0: automatic).
+  EvalKernel kernel = EvalKernel::kAuto;
+  Eigen::Index block = 0;
+
+  // Column i K + k of a block holds coordinate i of component k ("i-major").
+  MatrixXd At;            // (d+1) x K d: [W_k^T; -alpha (W_k mu_k)^T], W_k = diag(c_k^{-1/2}) U_k^T
+  MatrixXd G;             // (K d + K) x (d or 2d): [-W_k, 0]^T (score), [V_k, mu_k]^T (denoiser)
+  MatrixXd Xt;            // Bp x (d+1): the block's points as rows, last column 1
+  MatrixXd Wt;            // Bp x (K d + K), kGemm: w_k = W_k (x - alpha mu_k), then e_k w_k; e_k
+  MatrixXd St;            // Bp x (d or 2d): score (and denoiser) rows
+  Eigen::ArrayXXd L, R, Z;  // Bp x K: log(w_k N_k(x)); e_k = exp(L_k - max_j L_j), negligible ones 0; |z_k|^2
+  Eigen::ArrayXd m, lse, inv, t;  // Bp: max_k L_k, log p, 1 / sum_k exp(L_k - m), trace
+  MatrixXd invc;          // d x K: 1 / c_k (probe_quadratic reuses it)
+  VectorXd cst, trinv;
+  MatrixXd Y, Yd;         // probe_quadratic: (K d) x B projections of the points and of the probes
 };
 
 class GaussianMixture {
@@ -93,8 +112,10 @@ class GaussianMixture {
   void sample(double alpha, double sigma, std::uint64_t seed, std::int64_t first_particle, MatRef out) const;
   MatrixXd sample(double alpha, double sigma, std::uint64_t seed, Eigen::Index n) const;
 
-  // Column block size used by evaluate().
-  Eigen::Index block_size() const { return block_; }
+  // Largest dimension that EvalKernel::kAuto evaluates with the elementwise kernel.
+  static constexpr int kElementwiseMaxDim = 8;
+  // Points per block that evaluate() uses with EvalKernel::kAuto (a multiple of 8).
+  Eigen::Index block_size() const { return block_size(d_ <= kElementwiseMaxDim); }
 
  private:
   int d_ = 0, K_ = 0;
@@ -107,7 +128,8 @@ class GaussianMixture {
   MatrixXd Utmu_;      // d x K: U_k^T mu_k
   MatrixXd Mu_;        // d x K: [mu_1, ..., mu_K]
   MatrixXd S_;         // d x K: eigenvalues s_k
-  Eigen::Index block_ = 256;
+
+  Eigen::Index block_size(bool elementwise) const;
 };
 
 }  // namespace flowgauge

@@ -5,11 +5,15 @@
 
 #include <Eigen/Cholesky>
 #include <Eigen/Eigenvalues>
+#include <algorithm>
 #include <cmath>
 #include <limits>
 #include <numbers>
+#include <random>
 #include <string>
+#include <thread>
 #include <vector>
+#include <fmt/format.h>
 
 #include "analytics/errors.hpp"
 #include "analytics/mixture.hpp"
@@ -43,21 +47,32 @@ class Reference {
   Reference(const std::vector<Component>& comps, double alpha, double sigma) : alpha_(alpha), sigma_(sigma) {
     LD total = 0;
     for (const auto& c : comps) total += c.weight;
-    for (const auto& c : comps) {
+    for (std::size_t k = 0; k < comps.size(); ++k) {
+      const auto& c = comps[k];
       const int d = static_cast<int>(c.mean.size());
       Comp r;
       r.logw = std::log(static_cast<LD>(c.weight) / total);
       r.mu = c.mean.cast<LD>();
+      const auto same = [&](const Component& o) { return o.cov.size() == c.cov.size() && (o.cov.array() == c.cov.array()).all(); };
+      if (const auto it = std::find_if(comps.begin(), comps.begin() + k, same); it != comps.begin() + k) {
+        const Comp& o = comps_[it - comps.begin()];  // a covariance seen before: reuse its factorization
+        r.S = o.S, r.Cinv = o.Cinv, r.logdet = o.logdet, r.cmin = o.cmin, r.cmax = o.cmax, r.smax = o.smax;
+        comps_.push_back(r);
+        continue;
+      }
       r.S = (0.5 * (c.cov + c.cov.transpose())).cast<LD>();
       MatL C = LD(alpha) * LD(alpha) * r.S + LD(sigma) * LD(sigma) * MatL::Identity(d, d);
       Eigen::LLT<MatL> llt(C);
       r.Cinv = llt.solve(MatL::Identity(d, d));
       r.logdet = 0;
       for (int i = 0; i < d; ++i) r.logdet += 2 * std::log(llt.matrixL()(i, i));
-      Eigen::SelfAdjointEigenSolver<MatL> es(C, Eigen::EigenvaluesOnly);
-      r.cmin = static_cast<double>(es.eigenvalues().minCoeff());
-      r.cmax = static_cast<double>(es.eigenvalues().maxCoeff());
-      r.smax = static_cast<double>(Eigen::SelfAdjointEigenSolver<MatL>(r.S, Eigen::EigenvaluesOnly).eigenvalues().cwiseAbs().maxCoeff());
+      // Spectra enter only the tolerances (condition numbers): double precision suffices, and at
+      // d = 256 it is ~100x cheaper than long double.
+      const VectorXd ev = Eigen::SelfAdjointEigenSolver<MatrixXd>(0.5 * (c.cov + c.cov.transpose()),
+                                                                  Eigen::EigenvaluesOnly).eigenvalues();
+      r.cmin = alpha * alpha * std::max(ev.minCoeff(), 0.0) + sigma * sigma;
+      r.cmax = alpha * alpha * ev.maxCoeff() + sigma * sigma;
+      r.smax = ev.cwiseAbs().maxCoeff();
       comps_.push_back(r);
     }
   }
@@ -117,10 +132,12 @@ class Reference {
                             2 * e[k] * (gn * gn + trinv));
     }
     out.tol_trace += 2 * out.score.norm() * out.tol_score;
-    // r_k = exp(logN_k - lse): relative error <= e_k + sum_j r_j e_j (+ the exp/log rounding).
+    // r_k = exp(logN_k - lse): relative error <= e_k + sum_j r_j e_j (+ the exp/log rounding). Below
+    // 2^-1022 doubles are subnormal, spaced 2^-1074: two roundings there add 2 such spacings.
     out.tol_resp.resize(K);
     for (int k = 0; k < K; ++k)
-      out.tol_resp(k) = out.resp(k) * (e[k] + (out.tol_logp - 16 * kEps * std::abs(out.logp)) + 16 * kEps);
+      out.tol_resp(k) = out.resp(k) * (e[k] + (out.tol_logp - 16 * kEps * std::abs(out.logp)) + 16 * kEps) +
+                        2 * std::numeric_limits<double>::denorm_min();
     return out;
   }
 
@@ -137,9 +154,14 @@ class Reference {
 
 // Compares every evaluate() output at the columns of X with the reference.
 void expect_matches_reference(const GaussianMixture& gm, const MatrixXd& X, double alpha, double sigma,
-                              const std::string& what) {
-  const Reference ref(gm.components(), alpha, sigma);
-  const MixtureEval ev = gm.evaluate(X, alpha, sigma, kLogp | kScore | kTrace | kResp | kDenoiser);
+                              const std::string& what, EvalKernel kernel = EvalKernel::kAuto,
+                              const Reference* reference = nullptr) {
+  const Reference own = reference ? Reference({}, alpha, sigma) : Reference(gm.components(), alpha, sigma);
+  const Reference& ref = reference ? *reference : own;
+  MixtureEval ev;
+  EvalWorkspace ws;
+  ws.kernel = kernel;
+  gm.evaluate(X, alpha, sigma, kLogp | kScore | kTrace | kResp | kDenoiser, ev, ws);
   for (Eigen::Index j = 0; j < X.cols(); ++j) {
     const RefPoint r = ref.at(X.col(j));
     SCOPED_TRACE(what + " column " + std::to_string(j));
@@ -510,6 +532,141 @@ TEST(MixtureHard, Dimension64WithEightComponents) {
     const MatrixXd X = gm.sample(a, s, 23, 6);
     expect_matches_reference(gm, X, a, s, "d = 64, K = 8");
     expect_fd_consistent(gm, X.leftCols(2), a, s, "d = 64, K = 8");
+  }
+}
+
+// ---- evaluation kernels (EvalKernel): each against the reference, block and split invariance ----
+
+// Draws from p_t, plus a point far in the tail and one halfway between the first two modes.
+MatrixXd kernel_points(const GaussianMixture& gm, double a, double s, int n, unsigned seed) {
+  MatrixXd X(gm.dim(), n + 2);
+  X.leftCols(n) = gm.sample(a, s, seed, n);
+  X.col(n).setConstant(8.0);  // |x - alpha mu_k| ~ 8 sqrt(d): log p ~ -60 d
+  X.col(n + 1) = 0.5 * a * (gm.mean(0) + gm.mean(std::min(1, gm.size() - 1)));
+  return X;
+}
+
+// K components in dimension d with means as in random_gmm and covariances drawn from a pool of 8
+// (the long-double reference factors each distinct covariance once: d = 256, K = 256 stays cheap).
+GaussianMixture pooled_gmm(int d, int K, unsigned seed) {
+  std::mt19937_64 g(seed);
+  std::normal_distribution<double> n;
+  std::vector<MatrixXd> pool;
+  for (int p = 0; p < 8; ++p) pool.push_back(random_spd(d, 0.05, 0.5, seed * 100 + p));
+  std::vector<Component> c;
+  for (int k = 0; k < K; ++k) {
+    VectorXd m(d);
+    for (int i = 0; i < d; ++i) m(i) = 1.5 * n(g);
+    c.push_back({1.0 + 0.5 * std::sin(k), m, pool[k % 8]});
+  }
+  return GaussianMixture(c, "pooled_gmm");
+}
+
+TEST(MixtureKernels, EveryKernelMatchesTheReferenceAcrossShapes) {
+  // The elementwise kernel (d <= 8) and the GEMM kernel (any d) against the long-double reference,
+  // all outputs, d in {1, 2, 3, 8, 64, 256} x K in {1, 8, 256}: far-apart components at large d
+  // put responsibilities below the 2^-512 cut of the weighted sums, K = 256 overlapping ones in 1-D.
+  long cut = 0, subnormal = 0;  // responsibilities the kernels' special cases act on
+  for (int d : {1, 2, 3, 8, 64, 256})
+    for (int K : {1, 8, 256}) {
+      const GaussianMixture gm = K > 8 ? pooled_gmm(d, K, 1000 + d) : random_gmm(d, K, 1000 + d + K);
+      for (auto [a, s] : std::vector<std::pair<double, double>>{{1.0, 0.1}, {0.6, 0.8}}) {
+        const MatrixXd X = kernel_points(gm, a, s, 4, 17);
+        const Reference ref(gm.components(), a, s);
+        std::vector<EvalKernel> kernels = {EvalKernel::kGemm};
+        if (d <= GaussianMixture::kElementwiseMaxDim) kernels.push_back(EvalKernel::kElementwise);
+        for (EvalKernel kernel : kernels)
+          expect_matches_reference(gm, X, a, s,
+                                   fmt::format("d = {}, K = {}, alpha = {}, {}", d, K, a,
+                                               kernel == EvalKernel::kGemm ? "GEMM" : "elementwise"),
+                                   kernel, &ref);
+        const MatrixXd R = gm.evaluate(X, a, s, kResp).resp;
+        cut += (R.array() > 0 && R.array() <= 0x1p-512).count();
+        subnormal += (R.array() > 0 && R.array() < std::numeric_limits<double>::min()).count();
+      }
+    }
+  EXPECT_GT(cut, 0);        // the cut was exercised (and the reference keeps those terms)
+  EXPECT_GT(subnormal, 0);  // and so were subnormal responsibilities in the kResp output
+}
+
+void expect_bitwise_equal(const MixtureEval& part, const MixtureEval& full, Eigen::Index j0, const std::string& what) {
+  const Eigen::Index n = part.logp.size();
+  auto same = [](const auto& A, const auto& B) { return A.size() == B.size() && (A.array() == B.array()).all(); };
+  EXPECT_TRUE(same(part.logp, full.logp.segment(j0, n))) << what;
+  EXPECT_TRUE(same(part.score, full.score.middleCols(j0, n))) << what;
+  EXPECT_TRUE(same(part.trace, full.trace.segment(j0, n))) << what;
+  EXPECT_TRUE(same(part.resp, full.resp.middleCols(j0, n))) << what;
+  EXPECT_TRUE(same(part.x0, full.x0.middleCols(j0, n))) << what;
+}
+
+TEST(MixtureKernels, ElementwiseKernelIsBitwiseBlockAndSplitInvariant) {
+  // Blocks are padded to whole SIMD packets, so every point goes through the same instructions:
+  // neither the block size nor the split of the batch may change a bit of any output.
+  const unsigned all = kLogp | kScore | kTrace | kResp | kDenoiser;
+  for (const auto& gm : {random_gmm(1, 8, 31), gmm8_2d(), random_gmm(3, 256, 32), random_gmm(8, 8, 33)}) {
+    const MatrixXd X = kernel_points(gm, 0.8, 0.6, 999, 9);
+    const std::string what = fmt::format("d = {}, K = {}", gm.dim(), gm.size());
+    EvalWorkspace ws;
+    ws.kernel = EvalKernel::kElementwise;
+    MixtureEval full, part;
+    gm.evaluate(X, 0.8, 0.6, all, full, ws);
+    for (Eigen::Index block : {1, 5, 8, 24, 1001, 5000}) {
+      ws.block = block;
+      gm.evaluate(X, 0.8, 0.6, all, part, ws);
+      expect_bitwise_equal(part, full, 0, what + fmt::format(", block {}", block));
+    }
+    ws.block = 0;
+    for (Eigen::Index len : {1, 13, 333})
+      for (Eigen::Index j0 = 0; j0 < X.cols(); j0 += len) {
+        const Eigen::Index nb = std::min(len, X.cols() - j0);
+        gm.evaluate(X.middleCols(j0, nb), 0.8, 0.6, all, part, ws);
+        expect_bitwise_equal(part, full, j0, what + fmt::format(", columns {}+{}", j0, nb));
+      }
+  }
+}
+
+TEST(MixtureKernels, GemmKernelBlockSizesAgreeToRounding) {
+  // Block sizes change only the summation order inside the GEMMs (Eigen's kernels treat edge rows
+  // differently): w differs by <= (d+1) eps |W_k| |x|, ~1e-13 relative in every output here.
+  const unsigned all = kLogp | kScore | kTrace | kResp | kDenoiser;
+  for (const auto& gm : {gmm8_2d(), random_gmm(64, 8, 3)}) {
+    const MatrixXd X = kernel_points(gm, 0.9, 0.45, 400, 5);
+    EvalWorkspace ws;
+    ws.kernel = EvalKernel::kGemm;
+    MixtureEval full, part;
+    gm.evaluate(X, 0.9, 0.45, all, full, ws);
+    auto close = [](const auto& A, const auto& B) {
+      return (A - B).cwiseAbs().maxCoeff() <= 1e-13 * std::max(1.0, static_cast<double>(B.cwiseAbs().maxCoeff()));
+    };
+    for (Eigen::Index block : {1, 8, 100, 1000}) {
+      ws.block = block;
+      gm.evaluate(X, 0.9, 0.45, all, part, ws);
+      const std::string what = fmt::format("d = {}, block {}", gm.dim(), block);
+      EXPECT_TRUE(close(part.logp, full.logp)) << what;
+      EXPECT_TRUE(close(part.score, full.score)) << what;
+      EXPECT_TRUE(close(part.trace, full.trace)) << what;
+      EXPECT_TRUE(close(part.resp, full.resp)) << what;
+      EXPECT_TRUE(close(part.x0, full.x0)) << what;
+    }
+  }
+}
+
+TEST(MixtureKernels, ConcurrentEvaluationsMatchSerialOnes) {
+  // evaluate() is const and keeps its scratch in the caller's workspace: two threads evaluating the
+  // halves of a batch at once get bitwise what the same calls get one after the other.
+  const unsigned all = kLogp | kScore | kTrace | kResp | kDenoiser;
+  for (const auto& gm : {gmm8_2d(), random_gmm(64, 8, 5)}) {
+    const MatrixXd X = gm.sample(0.7, 0.7, 3, 2000);
+    MixtureEval serial[2], threaded[2];
+    for (int h = 0; h < 2; ++h) serial[h] = gm.evaluate(X.middleCols(h * 1000, 1000), 0.7, 0.7, all);
+    for (int round = 0; round < 3; ++round) {
+      std::thread t[2];
+      for (int h = 0; h < 2; ++h)
+        t[h] = std::thread([&, h] { threaded[h] = gm.evaluate(X.middleCols(h * 1000, 1000), 0.7, 0.7, all); });
+      for (auto& th : t) th.join();
+      for (int h = 0; h < 2; ++h)
+        expect_bitwise_equal(threaded[h], serial[h], 0, fmt::format("d = {}, half {}", gm.dim(), h));
+    }
   }
 }
 

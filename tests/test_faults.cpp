@@ -487,8 +487,10 @@ TEST_F(Faults, ASecondRunOnTheSameOutputIsRefusedAndAKilledRunsLockDoesNotBlock)
 // length: rank 0 hands out no more cells, every rank finishes its cells in flight, rank 0 rewrites
 // the main file, every rank ends normally. Its pid is in <output>.lock (rank 0 holds the lock).
 TEST_F(Faults, MpiSigintToMpirunAndSigtermToRankZeroStopCleanlyAndTheRerunCompletes) {
-  // kMedium with 4 seeds: 24 cells, seconds on two ranks: still running a second after the first
-  const auto file = write("s.toml", replace_all(kMedium, "seeds = [0, 1]", "seeds = [0, 1, 2, 3]"));
+  // kMedium with 4 seeds and 4x the particles: 24 cells, many seconds on two ranks, so still running
+  // two seconds after the first cell (400 particles finished every cell first once the kernels got faster)
+  const auto file = write("s.toml", replace_all(replace_all(kMedium, "seeds = [0, 1]", "seeds = [0, 1, 2, 3]"),
+                                                "particles = 400", "particles = 1600"));
   const std::size_t n = load_experiment(file).cells.size();
   const std::string out = path("s.h5"), cells = out + ".cells";
   std::vector<std::string> argv{FLOWGAUGE_MPIEXEC, "--oversubscribe", "-np", "2"};

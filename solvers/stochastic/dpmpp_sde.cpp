@@ -100,7 +100,7 @@ class DpmppSde final : public Solver {
   bool path_ = false;
   double w1_at_ = 0;  // time at which w1_ holds W (NaN: none)
   SolverTraits tr_{.name = "dpmpp_sde", .family = "stochastic", .order = 2, .evals_per_step = 2, .history = 0,
-                   .stochastic = true};
+                   .stochastic = true, .starts_at_prior = false};
   std::vector<expint::Point> pts_;
   std::vector<double> t_mid_;
   MatrixXd x0_, x02_, eps_, y_, y2_, xi_, w0_, wm_, w1_;

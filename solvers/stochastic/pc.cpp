@@ -91,7 +91,7 @@ class Pc final : public Solver {
   stoch::StepRule rule_;
   stoch::StepNoise sn_;
   SolverTraits tr_{.name = "pc", .family = "stochastic", .order = 1, .evals_per_step = 2, .history = 0,
-                   .stochastic = true};
+                   .stochastic = true, .starts_at_prior = false};  // a = (alpha_s / alpha_t)^2
   std::vector<expint::Point> pts_;
   MatrixXd x0_, eps_, xi_;
 };

@@ -203,7 +203,9 @@ std::string label_of(const std::string& name, const SolverOptions& o) {
 struct Filter {
   std::map<std::string, std::vector<std::string>> keys;
   bool matches(const Experiment& e, const Cell& cell) const {
-    for (const auto& [k, vals] : keys) {
+    for (const auto& kv : keys) {
+      const auto& k = kv.first;
+      const auto& vals = kv.second;  // not a structured binding: clang 14 (fuzz preset) cannot capture those
       auto in = [&](const std::string& v) { return std::find(vals.begin(), vals.end(), v) != vals.end(); };
       const auto& so = e.solvers[cell.solver];
       bool ok = true;

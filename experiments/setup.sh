@@ -9,6 +9,9 @@ pkgs=(cmake g++ make pkg-config git libeigen3-dev libboost-dev libhdf5-dev hdf5-
       libtomlplusplus-dev libcli11-dev librandom123-dev libgtest-dev libgmock-dev libbenchmark-dev
       python3 python3-h5py python3-numpy python3-matplotlib
       openmpi-bin libopenmpi-dev)  # MPI: the ci preset builds with FLOWGAUGE_MPI=ON
+if [ "$preset" = fuzz ]; then  # libFuzzer: clang and its runtime (tests/fuzz, README "Fuzzing")
+  pkgs+=(clang libclang-rt-dev)
+fi
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -180,20 +180,22 @@ MatrixXd GaussianMixture::marginal_cov(double alpha, double sigma) const {
 // fixed-size code that keeps a packet of points in registers and recomputes w_k in step 3
 // instead of storing it (measured 1.4-2x faster than the GEMMs there).
 namespace {
-// Components with exp(L_k - max_j L_j) <= 2^-512 (so r_k <= 2^-512) are left out of the weighted sums
-// (score, trace, denoiser). Their terms are r_k |g_k| <= 2^-512 |g_k|, below the rounding of the sum
-// (dominated by r >= 1/K terms) unless some |g_k| exceeds 2^450 |s|. Keeping them fed subnormal
-// products r_k w_k to the second product (r_k < 1e-290 for 86 % of the terms at d = 256, K = 8 in the
+// Negligible components. The weighted sums (score, trace, denoiser, and sum_k e_k) use
+//   e_k = exp(max(u_k, kCut)) - exp(kCut),  u_k = L_k - max_j L_j,  kCut = -513 ln 2:
+// exactly 0 when u_k <= kCut, and otherwise e^u_k up to 2^-513 absolute (exact for e^u_k >= 2^-460).
+// The terms so dropped or perturbed are <= 2^-512 |g_k|, below the rounding of the sums (dominated
+// by r >= 1/K terms) unless some |g_k| exceeds 2^450 |s|. Without the cut, subnormal products
+// r_k w_k reached the second product (r_k < 1e-290 for 86 % of the terms at d = 256, K = 8 in the
 // benchmark): every operation on a subnormal costs a microcode assist, which made that case 3.4x
-// slower than its GEMMs. The responsibilities written out (kResp) keep them.
-// (Eigen 3.4's exp does not flush either: below -709.78 it returns 5.6e-309, computed through
-// subnormal products; its argument is clamped at -700 first, and the cut applied as a 0/1 factor.)
-constexpr double kLogNegligible = -512 * std::numbers::ln2;
-constexpr double kHuge = 0x1p600;  // kHuge * (u - kLogNegligible) >= 1 for every double u > kLogNegligible
+// slower than its GEMMs. (Eigen 3.4's exp itself returns 5.6e-309 below -709.78, computed through
+// subnormal products; max(u, kCut) keeps it away from there.) kResp writes the uncut r_k.
+constexpr double kCut = -513 * std::numbers::ln2;
+constexpr Eigen::Index kLanes = 8;  // see round_up()
+using Lanes = Eigen::Array<double, kLanes, 1>;
+const double kExpCut = Lanes::Constant(kCut).exp()(0);  // ~2^-513 by the same vectorized exp: e_k = 0 at the cut
 // Block rows are padded to a multiple of every SIMD width (2, 4, 8 doubles): with 64-byte aligned
 // columns, Eigen then runs every elementwise loop in packets only, so a point's arithmetic never
 // depends on its position in the block (no scalar head or tail with different rounding).
-constexpr Eigen::Index kLanes = 8;
 Eigen::Index round_up(Eigen::Index n) { return (n + kLanes - 1) / kLanes * kLanes; }
 
 struct Job {
@@ -201,39 +203,48 @@ struct Job {
   bool score, denoise, trace;
 };
 
-// Step 1 by GEMM: every w_k, then L_k = cst_k - |w_k|^2 / 2 (and |z_k|^2 for the trace).
-void log_densities_gemm(EvalWorkspace& ws, const Job& j) {
-  const Eigen::Index Bp = ws.Xt.rows(), K = j.K, d = j.d;
-  ws.Wt.leftCols(K * d).noalias() = ws.Xt * ws.At;  // GEMM 1
-  using Strided = Eigen::Map<const Eigen::ArrayXXd, 0, Eigen::OuterStride<>>;
+// The GEMM kernel on points j0 .. j0 + nb of X (nb <= Bp). GEMM 1 reads X^T directly (its packing
+// does the transposition, 1.5x faster at d = 64, K = 1 than a transposed copy) and leaves the
+// offsets b = -alpha W_k mu_k (row d of At) to the passes below.
+// Step 1: W = X^T W_stack^T, then L_k = cst_k - |w_k|^2 / 2 with w_k = W_k + b_k (|z_k|^2 for the trace).
+void log_densities_gemm(EvalWorkspace& ws, const Job& j, const ConstMatRef& X, Eigen::Index j0, Eigen::Index nb) {
+  const Eigen::Index Bp = ws.L.rows(), K = j.K, d = j.d;
+  ws.Wt.topLeftCorner(nb, K * d).noalias() = X.middleCols(j0, nb).transpose() * ws.At.topRows(d);  // GEMM 1
+  if (nb < Bp) ws.Wt.bottomRows(Bp - nb).setZero();  // padding rows: finite, never written out
+  const auto W = ws.Wt.array();
+  const auto b = ws.At.row(d);
+  auto& q = ws.m;
   for (Eigen::Index k = 0; k < K; ++k) {
-    const Strided Wk(ws.Wt.data() + k * Bp, Bp, d, Eigen::OuterStride<>(K * Bp));  // the d columns of w_k
-    ws.L.col(k) = ws.cst(k) - 0.5 * Wk.square().rowwise().sum();
-    if (j.trace) ws.Z.col(k) = Wk.square().matrix().lazyProduct(ws.invc.col(k)).array();
+    q = (W.col(k) + b(k)).square();
+    for (Eigen::Index i = 1; i < d; ++i) q += (W.col(i * K + k) + b(i * K + k)).square();
+    ws.L.col(k) = ws.cst(k) - 0.5 * q;
+    if (j.trace) {
+      auto z = ws.Z.col(k);
+      z = (W.col(k) + b(k)).square() * ws.invc(0, k);
+      for (Eigen::Index i = 1; i < d; ++i) z += (W.col(i * K + k) + b(i * K + k)).square() * ws.invc(i, k);
+    }
   }
 }
 
-// Step 3 by GEMM: w_k <- e_k w_k in place, St = [e_k w_k, e_k] G / sum_k e_k; trace into ws.t.
-// (Eigen 3.4's colwise()/rowwise() broadcasts are not vectorized: scalings go column by column.)
+// Step 3: W <- [r_k w_k, r_k], St = W G (score and denoiser rows), trace into ws.t.
+// (Eigen 3.4's colwise()/rowwise() broadcasts are not vectorized: the passes go column by column.)
 void weighted_sums_gemm(EvalWorkspace& ws, const Job& j) {
   const Eigen::Index K = j.K, d = j.d;
-  if (K > 1)
-    for (Eigen::Index i = 0; i < d; ++i) ws.Wt.middleCols(i * K, K).array() *= ws.R;
+  auto W = ws.Wt.array();
+  const auto b = ws.At.row(d);
+  for (Eigen::Index i = 0; i < d; ++i)
+    for (Eigen::Index k = 0; k < K; ++k) W.col(i * K + k) = (W.col(i * K + k) + b(i * K + k)) * ws.R.col(k);
   if (j.denoise) ws.Wt.rightCols(K) = ws.R.matrix();
   ws.St.noalias() = ws.Wt.leftCols(j.gk) * ws.G;  // GEMM 2
-  if (K == 1) return;
-  for (Eigen::Index c = 0; c < j.ng; ++c) ws.St.col(c).array() *= ws.inv;
-  if (j.trace) {
+  if (j.trace && K > 1) {
     auto& t = ws.t;
     t = ws.R.col(0) * (ws.Z.col(0) - ws.trinv(0));
     for (Eigen::Index k = 1; k < K; ++k) t += ws.R.col(k) * (ws.Z.col(k) - ws.trinv(k));
-    t *= ws.inv;
     for (Eigen::Index l = 0; l < d; ++l) t -= ws.St.col(l).array().square();
   }
 }
 
 // Fixed d = D: a packet of kLanes points at a time, its coordinates and sums in registers.
-using Lanes = Eigen::Array<double, kLanes, 1>;
 
 template <int D>
 struct Fixed {
@@ -268,37 +279,43 @@ struct Fixed {
     }
   }
 
+  // Steps 2 and 3 fused: e_k in registers, log p in ws.lse, 1 / sum_k e_k in ws.inv, sums in St and ws.t.
   static void weighted_sums(EvalWorkspace& ws, const Job& j) {
     const Eigen::Index K = j.K, gk = j.gk;
     const double* G = ws.G.data();  // column l: score coordinate l (if j.score), then denoiser coordinates
     const Eigen::Index off = j.score ? D : 0;
     for (Eigen::Index p = 0; p < ws.Xt.rows(); p += kLanes) {
-      Lanes x[D], w[D], s[D], x0[D], t = Lanes::Zero();
+      Lanes x[D], w[D], s[D], x0[D], t = Lanes::Zero(), acc = Lanes::Zero();
+      const Lanes m = ws.m.segment<kLanes>(p);
       load(ws, p, x);
       for (int l = 0; l < D; ++l) s[l] = x0[l] = Lanes::Zero();
       for (Eigen::Index k = 0; k < K; ++k) {
-        const Lanes r = ws.R.col(k).segment<kLanes>(p);
+        const Lanes e = (ws.L.col(k).segment<kLanes>(p) - m).max(kCut).exp() - kExpCut;
+        acc += e;
+        if (j.ng == 0) continue;
         whiten(ws, K, k, x, w);
         if (j.score)
           for (int l = 0; l < D; ++l) {
             Lanes g = w[0] * G[l * gk + k];
             for (int i = 1; i < D; ++i) g += w[i] * G[l * gk + i * K + k];
-            s[l] += r * g;
+            s[l] += e * g;
           }
         if (j.denoise)
           for (int l = 0; l < D; ++l) {
             const double* V = G + (off + l) * gk;
             Lanes g = w[0] * V[k];
             for (int i = 1; i < D; ++i) g += w[i] * V[i * K + k];
-            x0[l] += r * (g + V[D * K + k]);  // + mu_k
+            x0[l] += e * (g + V[D * K + k]);  // + mu_k
           }
         if (j.trace) {
           Lanes z = w[0].square() * ws.invc(0, k);
           for (int i = 1; i < D; ++i) z += w[i].square() * ws.invc(i, k);
-          t += r * (z - ws.trinv(k));
+          t += e * (z - ws.trinv(k));
         }
       }
-      const Lanes inv = ws.inv.segment<kLanes>(p);  // 1 / sum_k e_k
+      ws.lse.segment<kLanes>(p) = m + acc.log();
+      const Lanes inv = acc.inverse();
+      ws.inv.segment<kLanes>(p) = inv;
       if (j.score)
         for (int l = 0; l < D; ++l) ws.St.col(l).segment<kLanes>(p) = (s[l] *= inv).matrix();
       if (j.denoise)
@@ -312,26 +329,25 @@ struct Fixed {
   }
 };
 
-template <template <int> class F>
-void dispatch(Eigen::Index d, bool step1, EvalWorkspace& ws, const Job& j) {
+void fixed_step(Eigen::Index d, bool step1, EvalWorkspace& ws, const Job& j) {
   switch (d) {
-    case 1: step1 ? F<1>::log_densities(ws, j) : F<1>::weighted_sums(ws, j); break;
-    case 2: step1 ? F<2>::log_densities(ws, j) : F<2>::weighted_sums(ws, j); break;
-    case 3: step1 ? F<3>::log_densities(ws, j) : F<3>::weighted_sums(ws, j); break;
-    case 4: step1 ? F<4>::log_densities(ws, j) : F<4>::weighted_sums(ws, j); break;
-    case 5: step1 ? F<5>::log_densities(ws, j) : F<5>::weighted_sums(ws, j); break;
-    case 6: step1 ? F<6>::log_densities(ws, j) : F<6>::weighted_sums(ws, j); break;
-    case 7: step1 ? F<7>::log_densities(ws, j) : F<7>::weighted_sums(ws, j); break;
-    case 8: step1 ? F<8>::log_densities(ws, j) : F<8>::weighted_sums(ws, j); break;
-    default: throw std::invalid_argument("mixture evaluate: EvalKernel::kElementwise needs d <= 8");
+    case 1: return step1 ? Fixed<1>::log_densities(ws, j) : Fixed<1>::weighted_sums(ws, j);
+    case 2: return step1 ? Fixed<2>::log_densities(ws, j) : Fixed<2>::weighted_sums(ws, j);
+    case 3: return step1 ? Fixed<3>::log_densities(ws, j) : Fixed<3>::weighted_sums(ws, j);
+    case 4: return step1 ? Fixed<4>::log_densities(ws, j) : Fixed<4>::weighted_sums(ws, j);
+    case 5: return step1 ? Fixed<5>::log_densities(ws, j) : Fixed<5>::weighted_sums(ws, j);
+    case 6: return step1 ? Fixed<6>::log_densities(ws, j) : Fixed<6>::weighted_sums(ws, j);
+    case 7: return step1 ? Fixed<7>::log_densities(ws, j) : Fixed<7>::weighted_sums(ws, j);
+    case 8: return step1 ? Fixed<8>::log_densities(ws, j) : Fixed<8>::weighted_sums(ws, j);
+    default: throw std::logic_error("mixture evaluate: no elementwise kernel for this dimension");
   }
 }
 
-// Step 2: log-sum-exp over the K columns of L, with m = max_k L_k (in ws.m if have_max): leaves
-// e_k = exp(L_k - m) in R (negligible ones 0), inv = 1 / sum_k e_k, and log p = m + log sum_k e_k in
-// ws.lse. Responsibilities r_k = e_k inv, not exp(L_k - lse): lse is rounded to eps |lse|, which would
-// put an error of that size (1e-11 at log p ~ -1e5) on every r_k. Step 3 divides by sum_k e_k once.
-void log_sum_exp(EvalWorkspace& ws, Eigen::Index K, bool have_max) {
+// Step 2 for the GEMM kernel: log-sum-exp over the K columns of L, m = max_k L_k. Leaves
+// r_k = e_k inv in R (e_k cut as above), inv = 1 / sum_k e_k, log p = m + log sum_k e_k in ws.lse.
+// Responsibilities are e_k inv, not exp(L_k - lse): lse is rounded to eps |lse|, which would put an
+// error of that size (1e-11 at log p ~ -1e5) on every r_k.
+void log_sum_exp(EvalWorkspace& ws, Eigen::Index K) {
   const auto& L = ws.L;
   auto& m = ws.m;
   if (K == 1) {
@@ -340,25 +356,25 @@ void log_sum_exp(EvalWorkspace& ws, Eigen::Index K, bool have_max) {
     ws.inv.setOnes();
     return;
   }
-  if (!have_max) m = L.rowwise().maxCoeff();
-  for (Eigen::Index k = 0; k < K; ++k) {  // e_k, 0 where L_k - m <= kLogNegligible; vectorized exp
-    const auto u = L.col(k) - m;
-    ws.R.col(k) = u.max(-700.0).exp() * (kHuge * (u - kLogNegligible)).min(1.0).max(0.0);
-  }
+  m = L.rowwise().maxCoeff();
+  for (Eigen::Index k = 0; k < K; ++k) ws.R.col(k) = (L.col(k) - m).max(kCut).exp() - kExpCut;  // vectorized exp
   auto& acc = ws.inv;
   acc = ws.R.rowwise().sum();
   ws.lse = m + acc.log();
   acc = acc.inverse();
+  for (Eigen::Index k = 0; k < K; ++k) ws.R.col(k) *= acc;
 }
 }  // namespace
 
-Eigen::Index GaussianMixture::block_size(bool elementwise) const {
+Eigen::Index GaussianMixture::block_size(EvalKernel kernel) const {
+  const bool elementwise =
+      kernel == EvalKernel::kElementwise || (kernel == EvalKernel::kAuto && d_ <= kElementwiseMaxDim);
   const Eigen::Index Kd = static_cast<Eigen::Index>(K_) * d_;
   // GEMM: keep the B x K d block of w near 1 MiB, inside the 2 MiB L2 with the GEMM's packed
-  // panels (measured: 4 MiB blocks were 10-35 % slower at d = 16..64). Elementwise: the block's
-  // arrays (points, log-densities, exponentials) near 32 KiB, in L1.
-  const Eigen::Index b = elementwise ? (Eigen::Index(1) << 12) / (Kd + 3 * K_) : (Eigen::Index(1) << 17) / Kd;
-  return std::clamp<Eigen::Index>(b, elementwise ? 32 : 128, 1024) / kLanes * kLanes;
+  // panels (measured: 4 MiB blocks were 10-35 % slower at d = 16..64). Elementwise: L and R
+  // (B x K each) near 16 KiB, in L1 (measured flat within noise from 32 to 128 points).
+  if (elementwise) return std::clamp<Eigen::Index>(1024 / K_, 32, 256) / kLanes * kLanes;
+  return std::clamp<Eigen::Index>((Eigen::Index(1) << 17) / Kd, 128, 1024) / kLanes * kLanes;
 }
 
 void GaussianMixture::evaluate(const ConstMatRef& X, double alpha, double sigma, unsigned flags, MixtureEval& out,
@@ -371,7 +387,8 @@ void GaussianMixture::evaluate(const ConstMatRef& X, double alpha, double sigma,
     throw std::invalid_argument(fmt::format("mixture evaluate: EvalKernel::kElementwise needs d <= {}, got {}",
                                             kElementwiseMaxDim, d_));
   const Eigen::Index N = X.cols(), d = d_, K = K_, Kd = K * d;
-  const Eigen::Index B = ws.block > 0 ? ws.block : block_size(!gemm), Bp = round_up(std::min(B, N));
+  const Eigen::Index B = ws.block > 0 ? ws.block : block_size(gemm ? EvalKernel::kGemm : EvalKernel::kElementwise);
+  const Eigen::Index Bp = round_up(std::min(B, N));
   Job job{.d = d, .K = K, .ng = 0, .gk = 0, .score = (flags & (kScore | kTrace)) != 0,
           .denoise = (flags & kDenoiser) != 0, .trace = (flags & kTrace) != 0};
   job.ng = (job.score ? d : 0) + (job.denoise ? d : 0);
@@ -413,13 +430,16 @@ void GaussianMixture::evaluate(const ConstMatRef& X, double alpha, double sigma,
   if (job.trace) out.trace.resize(N);
   if (flags & kResp) out.resp.resize(K, N);
   if (job.denoise) out.x0.resize(d, N);
-  ws.Xt.resize(Bp, d + 1);
-  ws.Xt.col(d).setOnes();
-  if (gemm) ws.Wt.resize(Bp, job.gk);
   ws.St.resize(Bp, job.ng);
+  if (gemm) {
+    ws.Wt.resize(Bp, job.gk);
+    ws.R.resize(Bp, K);
+    if (job.trace) ws.Z.resize(Bp, K);
+  } else {
+    ws.Xt.resize(Bp, d + 1);
+    ws.Xt.col(d).setOnes();
+  }
   ws.L.resize(Bp, K);
-  ws.R.resize(Bp, K);
-  if (job.trace && gemm) ws.Z.resize(Bp, K);
   ws.m.resize(Bp);
   ws.lse.resize(Bp);
   ws.inv.resize(Bp);
@@ -427,29 +447,28 @@ void GaussianMixture::evaluate(const ConstMatRef& X, double alpha, double sigma,
 
   for (Eigen::Index j0 = 0; j0 < N; j0 += B) {
     const Eigen::Index nb = std::min(B, N - j0);
-    ws.Xt.topLeftCorner(nb, d) = X.middleCols(j0, nb).transpose();
-    ws.Xt.bottomLeftCorner(Bp - nb, d).setZero();  // padding rows: finite values, never written out
-    if (gemm)
-      log_densities_gemm(ws, job);
-    else
-      dispatch<Fixed>(d, true, ws, job);
-    log_sum_exp(ws, K, !gemm);
+    if (gemm) {
+      log_densities_gemm(ws, job, X, j0, nb);
+      log_sum_exp(ws, K);
+      if (job.ng > 0) weighted_sums_gemm(ws, job);
+    } else {
+      ws.Xt.topLeftCorner(nb, d) = X.middleCols(j0, nb).transpose();
+      ws.Xt.bottomLeftCorner(Bp - nb, d).setZero();  // padding rows: finite values, never written out
+      fixed_step(d, true, ws, job);
+      fixed_step(d, false, ws, job);
+    }
     if (flags & kLogp) out.logp.segment(j0, nb) = ws.lse.head(nb);
     if (flags & kResp) {
       if (K == 1)
         out.resp.middleCols(j0, nb).setOnes();
       else {
-        // r_k without the cut of negligible terms, down to the smallest subnormals: exp(u) as exp(u/2)^2
-        // (Eigen's exp returns 5.6e-309 for every u < -709.78). L is free again.
-        for (Eigen::Index k = 0; k < K; ++k) ws.L.col(k) = (0.5 * (ws.L.col(k) - ws.m)).max(-700.0).exp().square() * ws.inv;
+        // r_k without the cut, down to the smallest subnormals: exp(u) as exp(u/2)^2 (Eigen's exp
+        // returns 5.6e-309 for every u < -709.78). L is free again.
+        for (Eigen::Index k = 0; k < K; ++k)
+          ws.L.col(k) = (0.5 * (ws.L.col(k) - ws.m)).max(-700.0).exp().square() * ws.inv;
         out.resp.middleCols(j0, nb) = ws.L.topRows(nb).transpose().matrix();
       }
     }
-    if (job.ng == 0) continue;
-    if (gemm)
-      weighted_sums_gemm(ws, job);
-    else
-      dispatch<Fixed>(d, false, ws, job);
     if (job.score) out.score.middleCols(j0, nb) = ws.St.topLeftCorner(nb, d).transpose();
     if (job.denoise) out.x0.middleCols(j0, nb) = ws.St.topRightCorner(nb, d).transpose();
     if (job.trace) {
@@ -471,7 +490,7 @@ MixtureEval GaussianMixture::evaluate(const ConstMatRef& X, double alpha, double
 
 void GaussianMixture::probe_quadratic(const ConstMatRef& X, double alpha, double sigma, const ConstMatRef& V,
                                       unsigned flags, MixtureEval& ev, MatRef out, EvalWorkspace& ws) const {
-  const Eigen::Index N = X.cols(), d = d_, K = K_, B = block_size(false);
+  const Eigen::Index N = X.cols(), d = d_, K = K_, B = block_size(EvalKernel::kGemm);
   if (V.rows() != d_ || (N > 0 && V.cols() % N != 0) || (N == 0 && V.cols() != 0))
     throw std::invalid_argument(fmt::format("mixture probe_quadratic: probes are {} x {}, expected {} x (P * {})",
                                             V.rows(), V.cols(), d_, N));

@@ -56,8 +56,8 @@ struct EvalWorkspace {
   // Column i K + k of a block holds coordinate i of component k ("i-major").
   MatrixXd At;            // (d+1) x K d: [W_k^T; -alpha (W_k mu_k)^T], W_k = diag(c_k^{-1/2}) U_k^T
   MatrixXd G;             // (K d + K) x (d or 2d): [-W_k, 0]^T (score), [V_k, mu_k]^T (denoiser)
-  MatrixXd Xt;            // Bp x (d+1): the block's points as rows, last column 1
-  MatrixXd Wt;            // Bp x (K d + K), kGemm: w_k = W_k (x - alpha mu_k), then e_k w_k; e_k
+  MatrixXd Xt;            // kElementwise, Bp x (d+1): the block's points as rows, last column 1
+  MatrixXd Wt;            // kGemm, Bp x (K d + K): W_k x (w_k without its offset), then r_k w_k; r_k
   MatrixXd St;            // Bp x (d or 2d): score (and denoiser) rows
   Eigen::ArrayXXd L, R, Z;  // Bp x K: log(w_k N_k(x)); e_k = exp(L_k - max_j L_j), negligible ones 0; |z_k|^2
   Eigen::ArrayXd m, lse, inv, t;  // Bp: max_k L_k, log p, 1 / sum_k exp(L_k - m), trace
@@ -112,10 +112,11 @@ class GaussianMixture {
   void sample(double alpha, double sigma, std::uint64_t seed, std::int64_t first_particle, MatRef out) const;
   MatrixXd sample(double alpha, double sigma, std::uint64_t seed, Eigen::Index n) const;
 
-  // Largest dimension that EvalKernel::kAuto evaluates with the elementwise kernel.
+  // Largest dimension of the elementwise kernel (EvalKernel::kAuto uses it up to there: measured
+  // 1.4-2x faster than the GEMMs at d <= 8, slower beyond).
   static constexpr int kElementwiseMaxDim = 8;
-  // Points per block that evaluate() uses with EvalKernel::kAuto (a multiple of 8).
-  Eigen::Index block_size() const { return block_size(d_ <= kElementwiseMaxDim); }
+  // Points per block that evaluate() uses with `kernel` and EvalWorkspace::block = 0 (a multiple of 8).
+  Eigen::Index block_size(EvalKernel kernel = EvalKernel::kAuto) const;
 
  private:
   int d_ = 0, K_ = 0;
@@ -128,8 +129,6 @@ class GaussianMixture {
   MatrixXd Utmu_;      // d x K: U_k^T mu_k
   MatrixXd Mu_;        // d x K: [mu_1, ..., mu_K]
   MatrixXd S_;         // d x K: eigenvalues s_k
-
-  Eigen::Index block_size(bool elementwise) const;
 };
 
 }  // namespace flowgauge

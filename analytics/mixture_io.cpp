@@ -52,7 +52,8 @@ GaussianMixture mixture_from_toml(const toml::table& t, const std::string& file,
   }
   long dim = -1;
   if (const auto* n = t.get("dim")) {
-    auto v = n->value<int64_t>();
+    // is_integer() first: toml++'s value<int64_t>() of a float casts before its range check (UB at 1e63).
+    const auto v = n->is_integer() ? n->value<int64_t>() : std::nullopt;
     if (!v || *v < 1) fail(file, n, "dim", "expected a positive integer");
     dim = *v;
   }

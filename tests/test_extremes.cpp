@@ -18,6 +18,7 @@
 
 #include "analytics/errors.hpp"
 #include "analytics/mixture.hpp"
+#include "analytics/mixture_io.hpp"
 #include "analytics/schedule.hpp"
 #include "experiments/config.hpp"
 #include "solvers/multistep/common.hpp"
@@ -335,7 +336,7 @@ TEST(ExtremesDimension, D1024SingleGaussianMatchesTheClosedForm) {
     const LD quad = y.dot(z);
     const double logp = static_cast<double>(-0.5L * (d * std::log(2 * std::numbers::pi_v<LD>) + logdet + quad));
     // Backward-stable eigensolver, S rounded once: relative perturbation of C <= p eps kappa with
-    // p = 16 d (bound() above); here kappa = 20.2, so 1e-9 relative on the sums of d terms.
+    // p = 16 d (bound() above); here kappa = 1.64 / 0.424 = 3.9, so 1.4e-11 relative.
     const double rel = 16 * d * kEps * kappa;
     EXPECT_NEAR(ev.logp(j), logp, rel * (static_cast<double>(quad) + d)) << j;
     EXPECT_LE((ev.score.col(j) + z.cast<double>()).norm(), rel * static_cast<double>(z.norm())) << j;
@@ -749,6 +750,20 @@ TEST(ExtremesPlan, AnUnresolvableQuadratureIsRefusedNotBisectedForever) {
   // A smooth integrand is unaffected: int_0^1 cos = sin 1.
   EXPECT_NEAR(multistep::integrate_adaptive(gl, [](double t) { return std::cos(t); }, 0.0, 1.0, 1e-15), std::sin(1.0),
               1e-15);
+}
+
+TEST(ExtremesPlan, AFloatDimIsRefusedNotCastToAnInteger) {
+  // Found by fuzz_mixture (tests/fuzz/corpus/mixture/crash-dim-float-1e63.toml): toml++'s
+  // value<int64_t>() of the float 1e63 casts before checking the range (UBSan: float-cast-overflow).
+  for (const char* text : {"dim = 1e63\n", "dim = 2.0\n", "dim = -1\n"}) {
+    const auto t = toml::parse(std::string_view(text), std::string_view("m.toml"));
+    try {
+      mixture_from_toml(t, "m.toml");
+      ADD_FAILURE() << text;
+    } catch (const InputError& e) {
+      EXPECT_NE(std::string(e.what()).find("m.toml:1:7: dim: expected a positive integer"), std::string::npos) << e.what();
+    }
+  }
 }
 
 }  // namespace

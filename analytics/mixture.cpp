@@ -371,7 +371,7 @@ Eigen::Index GaussianMixture::block_size(EvalKernel kernel) const {
       kernel == EvalKernel::kElementwise || (kernel == EvalKernel::kAuto && d_ <= kElementwiseMaxDim);
   const Eigen::Index Kd = static_cast<Eigen::Index>(K_) * d_;
   // GEMM: keep the B x K d block of w near 1 MiB, inside the 2 MiB L2 with the GEMM's packed
-  // panels (measured: 4 MiB blocks were 10-35 % slower at d = 16..64). Elementwise: L and R
+  // panels (measured: 4 MiB blocks made the GEMMs alone 5-30 % slower at d = 16..64). Elementwise: L and R
   // (B x K each) near 16 KiB, in L1 (measured flat within noise from 32 to 128 points).
   if (elementwise) return std::clamp<Eigen::Index>(1024 / K_, 32, 256) / kLanes * kLanes;
   return std::clamp<Eigen::Index>((Eigen::Index(1) << 17) / Kd, 128, 1024) / kLanes * kLanes;

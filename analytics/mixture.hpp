@@ -15,6 +15,13 @@ using Eigen::VectorXd;
 using ConstMatRef = Eigen::Ref<const MatrixXd>;
 using MatRef = Eigen::Ref<MatrixXd>;
 
+// A Ref has a run-time outer stride, so Eigen runs element-wise expressions on it column by column:
+// scalar at d = 2, 3x slower than one linear loop. When the columns are adjacent (any whole matrix or
+// column block), packed(A) views the same memory as a plain Map, which vectorizes across columns.
+inline bool is_packed(const ConstMatRef& A) { return A.outerStride() == A.rows() || A.cols() <= 1; }
+inline Eigen::Map<MatrixXd> packed(MatRef& A) { return {A.data(), A.rows(), A.cols()}; }
+inline Eigen::Map<const MatrixXd> packed(const ConstMatRef& A) { return {A.data(), A.rows(), A.cols()}; }
+
 struct Component {
   double weight = 1.0;
   VectorXd mean;

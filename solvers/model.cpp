@@ -25,12 +25,23 @@ void Model::predict_divergence(const ConstMatRef& X, const TimePoint& p, MatRef 
   finish(X, p, x0, eps);
 }
 
-void Model::finish(const ConstMatRef& X, const TimePoint& p, MatRef x0, MatRef eps) const {
-  eps = (-p.sigma) * ev_.score;
-  if (direct(p))
-    x0 = ev_.x0;
+namespace {
+// eps = -sigma s; x0 = E[x0 | x] (direct) or Tweedie (x + sigma^2 s) / alpha. Ref or packed Map views.
+template <class In, class Out>
+void finish_into(const In& X, const TimePoint& p, bool direct, const MixtureEval& ev, Out x0, Out eps) {
+  eps = (-p.sigma) * ev.score;
+  if (direct)
+    x0 = ev.x0;
   else
-    x0 = (X + (p.sigma * p.sigma) * ev_.score) / p.alpha;
+    x0 = (X + (p.sigma * p.sigma) * ev.score) / p.alpha;
+}
+}  // namespace
+
+void Model::finish(const ConstMatRef& X, const TimePoint& p, MatRef x0, MatRef eps) const {
+  if (is_packed(X) && is_packed(x0) && is_packed(eps))
+    finish_into(packed(X), p, direct(p), ev_, packed(x0), packed(eps));
+  else
+    finish_into(X, p, direct(p), ev_, x0, eps);
 }
 
 }  // namespace flowgauge

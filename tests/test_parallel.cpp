@@ -79,5 +79,44 @@ TEST(Blocked, ErrorsInABlockReachTheCaller) {
   EXPECT_THROW(sample_blocked(*proto, Model(gm, *sch), grid, X, {.threads = 2, .block = 64}), InputError);
 }
 
+// Model::finish and the RK driver take a packed (Map) fast path when the columns are adjacent
+// (analytics/mixture.hpp is_packed); a strided view of the same numbers takes the plain Ref path.
+// The two are the same arithmetic; only FMA contraction (-march=native) may differ, by rounding.
+TEST(PackedViews, StridedAndPackedBatchesAgreeToRounding) {
+  const auto gm = testing::random_gmm(2, 8, 3);
+  const auto sch = make_schedule("edm");
+  const Grid grid = make_grid(*sch, {.kind = "edm", .steps = 18, .final_step = FinalStep::kDenoise});
+  const TimePoint p0 = sch->at(grid.t.front());
+  const MatrixXd X0 = gm.sample(p0.alpha, p0.sigma, 3, 500);
+  MatrixXd wide = MatrixXd::Zero(3, X0.cols());  // X0 in rows 0..1: outer stride 3, not packed
+  wide.topRows(2) = X0;
+  MatRef strided = wide.topRows(2);
+  ASSERT_FALSE(is_packed(strided));
+  ASSERT_TRUE(is_packed(MatrixXd(X0)));
+
+  // sigma/alpha above 1e4 (direct posterior mean) and below (Tweedie): both x0 routes
+  for (const TimePoint& t : {TimePoint{0, 1e-5, 1, 0, 0}, TimePoint{0, 1, 80, 0, 0}, TimePoint{0, 1, 0.3, 0, 0}}) {
+    Model mp(gm, *sch), ms(gm, *sch);
+    MatrixXd x0p(2, X0.cols()), epsp(2, X0.cols()), x0s = MatrixXd::Zero(3, X0.cols()), epss = x0s;
+    mp.predict(X0, t, x0p, epsp);
+    MatRef x0v = x0s.topRows(2), epsv = epss.topRows(2);
+    ms.predict(strided, t, x0v, epsv);
+    // a contracted multiply-add differs from mul + add by <= 1 ulp of the result
+    EXPECT_LE((x0p - x0s.topRows(2)).cwiseAbs().maxCoeff(), 4e-16 * x0p.cwiseAbs().maxCoeff()) << "sigma " << t.sigma;
+    EXPECT_LE((epsp - epss.topRows(2)).cwiseAbs().maxCoeff(), 4e-16 * epsp.cwiseAbs().maxCoeff()) << "sigma " << t.sigma;
+  }
+  for (const char* name : {"heun", "euler"}) {
+    auto a = make_solver(name), b = make_solver(name);
+    Model ma(gm, *sch), mb(gm, *sch);
+    MatrixXd X = X0;
+    sample(*a, ma, grid, X);
+    wide.topRows(2) = X0;
+    sample(*b, mb, grid, strided);
+    const double scale = X.cwiseAbs().maxCoeff();
+    EXPECT_LE((X - wide.topRows(2)).cwiseAbs().maxCoeff(), 1e-13 * scale) << name;  // a few ulps per step, 18 steps
+    EXPECT_EQ(wide.row(2).cwiseAbs().maxCoeff(), 0.0) << name;  // the row outside the view is untouched
+  }
+}
+
 }  // namespace
 }  // namespace flowgauge

@@ -25,7 +25,10 @@ class ExplicitRk final : public Solver {
     const double t0 = g.t[i], t1 = g.t[i + 1];
     const double tau0 = cs.tau(t0), h = cs.tau(t1) - tau0;
     const double m0 = cs.scale(m.schedule().at(t0));
-    z_ = X / m0;
+    if (is_packed(X))  // (mixture.hpp: a Ref loops per column)
+      z_ = packed(X) / m0;
+    else
+      z_ = X / m0;
     const std::size_t S = tab_.b.size();
     for (std::size_t s = 0; s < S; ++s) {
       // stage time: exact grid times at c = 0 and c = 1, else mapped back from tau
@@ -43,7 +46,11 @@ class ExplicitRk final : public Solver {
     }
     for (std::size_t s = 0; s < S; ++s)
       if (tab_.b[s] != 0.0) z_ += (h * tab_.b[s]) * k_[s];
-    X = cs.scale(m.schedule().at(t1)) * z_;
+    const double m1 = cs.scale(m.schedule().at(t1));
+    if (is_packed(X))
+      packed(X) = m1 * z_;
+    else
+      X = m1 * z_;
   }
 
  private:

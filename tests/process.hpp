@@ -14,6 +14,14 @@ namespace flowgauge::testing {
 
 inline const std::string kBinary = std::string(FLOWGAUGE_BINARY_DIR) + "/flowgauge";
 
+// The binary under ASan + UBSan runs cells ~3-5x slower; tests that size a study only so that it
+// outlasts a signal divide its work by this (tests/CMakeLists.txt defines FLOWGAUGE_SANITIZED).
+#ifdef FLOWGAUGE_SANITIZED
+inline constexpr int kSanitizerSlowdown = 4;
+#else
+inline constexpr int kSanitizerSlowdown = 1;
+#endif
+
 struct Run {
   int status;  // exit status; -1 if the process was killed by a signal
   std::string output;

@@ -490,7 +490,8 @@ TEST_F(Faults, MpiSigintToMpirunAndSigtermToRankZeroStopCleanlyAndTheRerunComple
   // kMedium with 4 seeds and 4x the particles: 24 cells, many seconds on two ranks, so still running
   // two seconds after the first cell (400 particles finished every cell first once the kernels got faster)
   const auto file = write("s.toml", replace_all(replace_all(kMedium, "seeds = [0, 1]", "seeds = [0, 1, 2, 3]"),
-                                                "particles = 400", "particles = 1600"));
+                                                "particles = 400",
+                                                fmt::format("particles = {}", 1600 / kSanitizerSlowdown)));
   const std::size_t n = load_experiment(file).cells.size();
   const std::string out = path("s.h5"), cells = out + ".cells";
   std::vector<std::string> argv{FLOWGAUGE_MPIEXEC, "--oversubscribe", "-np", "2"};

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <cctype>
 #include <cstdio>
 #include <filesystem>
 #include <string>
@@ -14,13 +15,27 @@ namespace flowgauge::testing {
 
 inline const std::string kBinary = std::string(FLOWGAUGE_BINARY_DIR) + "/flowgauge";
 
-// The binary under ASan + UBSan runs cells ~3-5x slower; tests that size a study only so that it
-// outlasts a signal divide its work by this (tests/CMakeLists.txt defines FLOWGAUGE_SANITIZED).
+// The binary under ASan + UBSan (-O1) runs cells ~4-8x slower; studies sized only to outlast a kill
+// or a signal divide their particles by this there (tests/CMakeLists.txt defines FLOWGAUGE_SANITIZED).
 #ifdef FLOWGAUGE_SANITIZED
 inline constexpr int kSanitizerSlowdown = 4;
 #else
 inline constexpr int kSanitizerSlowdown = 1;
 #endif
+
+// `toml` with every "particles = N" divided by kSanitizerSlowdown.
+inline std::string sanitizer_scaled(const std::string& toml) {
+  const std::string key = "particles = ";
+  std::string out;
+  std::size_t i = 0;
+  for (std::size_t k; (k = toml.find(key, i)) != std::string::npos;) {
+    std::size_t e = k + key.size();
+    while (e < toml.size() && std::isdigit(static_cast<unsigned char>(toml[e]))) ++e;
+    out += toml.substr(i, k - i) + key + std::to_string(std::stol(toml.substr(k + key.size(), e - k - key.size())) / kSanitizerSlowdown);
+    i = e;
+  }
+  return out + toml.substr(i);
+}
 
 struct Run {
   int status;  // exit status; -1 if the process was killed by a signal

@@ -226,7 +226,7 @@ void expect_identical(const std::string& a, const std::string& b) {
 // ---- 1. kill -9, 20 times in a row ----
 
 TEST_F(Faults, KillNineTwentyTimesThenResumeIsIdenticalToAnUninterruptedRun) {
-  const auto file = write("many.toml", kMany);
+  const auto file = write("many.toml", sanitizer_scaled(kMany));
   const std::size_t n = load_experiment(file).cells.size();
   ASSERT_EQ(n, 60u);
   // --rebuild-seconds 0: the main file is rebuilt after every cell, so some kills land in a rebuild
@@ -325,7 +325,7 @@ void expect_clean_write_failure(const Run& r, const std::string& out, const std:
 }
 
 TEST_F(Faults, FileSizeLimitIsAClearErrorThatKeepsFinishedCellsAndResumes) {
-  const auto file = write("many.toml", kMany);
+  const auto file = write("many.toml", sanitizer_scaled(kMany));
   const std::size_t n = load_experiment(file).cells.size();
   reference(file, path("u.h5"));
   const std::string out = path("f.h5");
@@ -340,7 +340,7 @@ TEST_F(Faults, FileSizeLimitIsAClearErrorThatKeepsFinishedCellsAndResumes) {
 }
 
 TEST_F(Faults, FullTmpfsIsAClearErrorThatKeepsFinishedCellsAndResumes) {
-  const auto file = write("many.toml", kMany);
+  const auto file = write("many.toml", sanitizer_scaled(kMany));
   const std::size_t n = load_experiment(file).cells.size();
   const std::string disk = path("disk");
   fs::create_directories(disk);
@@ -375,7 +375,7 @@ class Signals : public Faults, public ::testing::WithParamInterface<int> {};
 
 TEST_P(Signals, FinishCellsInFlightCloseTheFileAndPrintHowToResume) {
   const int sig = GetParam();
-  const auto file = write("s.toml", kMedium);
+  const auto file = write("s.toml", sanitizer_scaled(kMedium));
   const std::size_t n = load_experiment(file).cells.size();
   const std::string out = path("s.h5"), cells = out + ".cells";
   const pid_t pid = spawn_run({file, "--threads", "2"}, path("s.log"));
@@ -419,7 +419,7 @@ INSTANTIATE_TEST_SUITE_P(Faults, Signals, ::testing::Values(SIGINT, SIGTERM),
                          [](const auto& info) { return std::string(info.param == SIGINT ? "SIGINT" : "SIGTERM"); });
 
 TEST_F(Faults, SecondSigintAbandonsCellsInFlightAndLeavesNothingHalfWritten) {
-  const auto file = write("l.toml", kLong);
+  const auto file = write("l.toml", sanitizer_scaled(kLong));
   const std::size_t n = load_experiment(file).cells.size();
   const std::string out = path("l.h5"), cells = out + ".cells";
   // The main file is written just before the first cells start (the handlers are in place by then).
@@ -457,7 +457,7 @@ TEST_F(Faults, SecondSigintAbandonsCellsInFlightAndLeavesNothingHalfWritten) {
 // ---- 4. one run per output ----
 
 TEST_F(Faults, ASecondRunOnTheSameOutputIsRefusedAndAKilledRunsLockDoesNotBlock) {
-  const auto file = write("many.toml", kMany);  // seconds on one thread: still running when the second starts
+  const auto file = write("many.toml", sanitizer_scaled(kMany));  // seconds on one thread: still running when the second starts
   const std::string out = path("m.h5"), lock = out + ".lock";
   const pid_t pid = spawn_run({file, "--threads", "1", "--quiet"}, path("a.log"));
   ASSERT_GT(pid, 0);
@@ -489,9 +489,8 @@ TEST_F(Faults, ASecondRunOnTheSameOutputIsRefusedAndAKilledRunsLockDoesNotBlock)
 TEST_F(Faults, MpiSigintToMpirunAndSigtermToRankZeroStopCleanlyAndTheRerunCompletes) {
   // kMedium with 4 seeds and 4x the particles: 24 cells, many seconds on two ranks, so still running
   // two seconds after the first cell (400 particles finished every cell first once the kernels got faster)
-  const auto file = write("s.toml", replace_all(replace_all(kMedium, "seeds = [0, 1]", "seeds = [0, 1, 2, 3]"),
-                                                "particles = 400",
-                                                fmt::format("particles = {}", 1600 / kSanitizerSlowdown)));
+  const auto file = write("s.toml", sanitizer_scaled(replace_all(
+                                        replace_all(kMedium, "seeds = [0, 1]", "seeds = [0, 1, 2, 3]"), "particles = 400", "particles = 1600")));
   const std::size_t n = load_experiment(file).cells.size();
   const std::string out = path("s.h5"), cells = out + ".cells";
   std::vector<std::string> argv{FLOWGAUGE_MPIEXEC, "--oversubscribe", "-np", "2"};

@@ -43,6 +43,7 @@ using namespace flowgauge;
 namespace {
 
 using flowgauge::testing::kBinary;
+using flowgauge::testing::sanitizer_scaled;
 using flowgauge::testing::Run;
 using flowgauge::testing::run;
 
@@ -656,7 +657,7 @@ pid_t spawn(std::vector<std::string> args, const std::string& log) {
 
 
 TEST_F(Runner, ResumesAfterKillNineToTheUninterruptedResult) {
-  const auto file = write("slow.toml", kSlow);
+  const auto file = write("slow.toml", sanitizer_scaled(kSlow));
   const std::size_t n = load_experiment(file).cells.size();
   ASSERT_EQ(n, 18u);
   const pid_t pid = spawn({"run", file, "--output", path("k.h5"), "--threads", "2"}, path("k.log"));

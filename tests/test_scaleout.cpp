@@ -38,6 +38,7 @@ using namespace flowgauge;
 namespace {
 
 using flowgauge::testing::kBinary;
+using flowgauge::testing::sanitizer_scaled;
 using flowgauge::testing::Run;
 using flowgauge::testing::run;
 using flowgauge::testing::sh;
@@ -265,7 +266,7 @@ TEST_F(Scaleout, MergeRefusesDuplicatedCells) {
 }
 
 TEST_F(Scaleout, AShardKilledWithSignalNineResumes) {
-  const auto file = write("k.toml", kSlow);
+  const auto file = write("k.toml", sanitizer_scaled(kSlow));
   const std::size_t n = load_experiment(file).cells.size();
   const std::string cells = path("k.shard-0-of-2.h5.cells");
   const pid_t pid = spawn({kBinary, "run", file, "--shard", "0/2", "--threads", "1"}, path("k.log"));
@@ -379,7 +380,7 @@ pid_t rank_process(pid_t parent, int rank) {
 }
 
 TEST_F(Scaleout, MpiRankKilledWithSignalNineThenRerunCompletes) {
-  const auto file = write("k.toml", kSlow);
+  const auto file = write("k.toml", sanitizer_scaled(kSlow));
   const std::size_t n = load_experiment(file).cells.size();
   auto argv = mpirun_argv(3);
   for (const auto& a : {kBinary, std::string("run"), file, std::string("--threads"), std::string("1")}) argv.push_back(a);

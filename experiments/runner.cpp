@@ -7,10 +7,12 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -34,8 +36,13 @@ namespace flowgauge::detail {
 std::mutex g_h5;
 
 // ---- reference paths, shared by every solver of one (data, schedule, grid, steps, seed) ----
+// Computed by the first cell that needs one (the others wait). A path nobody holds is kept only
+// among the `idle_limit` most recently used, so memory does not grow with the number of groups;
+// a group asked for again after that is recomputed, to the same numbers.
 class ReferenceCache {
  public:
+  explicit ReferenceCache(std::size_t idle_limit) : idle_limit_(idle_limit) {}
+
   std::shared_ptr<const ReferencePath> get(const Experiment& e, const Cell& c, Model& model, const Grid& grid,
                                            const MatrixXd& start) {
     const std::string key = fmt::format("{}|{}|{}|{}|{}", c.data, c.schedule, c.grid, c.steps, c.seed);
@@ -44,14 +51,16 @@ class ReferenceCache {
     bool compute = false;
     {
       std::lock_guard<std::mutex> lock(m_);
+      evict_idle();
       auto it = cache_.find(key);
       if (it == cache_.end()) {
         fut = mine.get_future().share();
-        cache_.emplace(key, fut);
+        it = cache_.emplace(key, Entry{fut, 0}).first;
         compute = true;
       } else {
-        fut = it->second;
+        fut = it->second.path;
       }
+      it->second.last_use = ++clock_;
     }
     if (compute) {
       try {
@@ -64,11 +73,35 @@ class ReferenceCache {
   }
 
  private:
+  struct Entry {
+    std::shared_future<std::shared_ptr<const ReferencePath>> path;
+    std::uint64_t last_use;
+  };
+  // Caller holds m_. Idle: computed, and held by no cell (the cache's own reference only).
+  void evict_idle() {
+    std::vector<std::pair<std::uint64_t, std::string>> idle;
+    for (const auto& [key, en] : cache_)
+      if (en.path.wait_for(std::chrono::seconds(0)) == std::future_status::ready) {
+        try {
+          if (en.path.get().use_count() == 1) idle.emplace_back(en.last_use, key);
+        } catch (...) {
+          idle.emplace_back(en.last_use, key);  // a failed computation: let a later cell retry
+        }
+      }
+    if (idle.size() <= idle_limit_) return;
+    std::sort(idle.begin(), idle.end());  // oldest first
+    for (std::size_t i = 0; i + idle_limit_ < idle.size(); ++i) cache_.erase(idle[i].second);
+  }
+
   std::mutex m_;
-  std::map<std::string, std::shared_future<std::shared_ptr<const ReferencePath>>> cache_;
+  std::map<std::string, Entry> cache_;
+  std::size_t idle_limit_;
+  std::uint64_t clock_ = 0;
 };
 
-std::shared_ptr<ReferenceCache> new_reference_cache() { return std::make_shared<ReferenceCache>(); }
+std::shared_ptr<ReferenceCache> new_reference_cache(std::size_t idle_limit) {
+  return std::make_shared<ReferenceCache>(idle_limit);
+}
 
 CellResult compute_cell(const Experiment& e, const Cell& c, ReferenceCache& refs) {
   const auto& data = e.data[c.data];
@@ -649,10 +682,10 @@ int Assigner::take(int who) {
 
 // ---- worker threads ----
 
-WorkerPool::WorkerPool(const Experiment& e, int threads, std::function<int()> next, std::function<void(int, CellResult&&)> finished)
-    : e_(e), next_(std::move(next)), finished_(std::move(finished)), refs_(new_reference_cache()) {
+WorkerPool::WorkerPool(const Experiment& e, int threads, std::function<int(int)> next, std::function<void(int, CellResult&&)> finished)
+    : e_(e), next_(std::move(next)), finished_(std::move(finished)), refs_(new_reference_cache(static_cast<std::size_t>(threads))) {
   running_ = threads;
-  for (int i = 0; i < threads; ++i) threads_.emplace_back([this] { work(); });
+  for (int i = 0; i < threads; ++i) threads_.emplace_back([this, i] { work(i); });
 }
 
 WorkerPool::~WorkerPool() { join(); }
@@ -677,7 +710,7 @@ std::exception_ptr WorkerPool::error() const {
   return error_;
 }
 
-void WorkerPool::work() {
+void WorkerPool::work(int worker) {
   struct Stopped {
     WorkerPool* pool;
     ~Stopped() {
@@ -689,7 +722,7 @@ void WorkerPool::work() {
   for (;;) {
     if (failed()) return;
     try {
-      const int id = next_();
+      const int id = next_(worker);
       if (id < 0) return;
       const Cell& c = e_.cells[id];
       CellResult r = compute_cell(e_, c, *refs_);
@@ -835,13 +868,13 @@ RunSummary run_experiment(const Experiment& e, const RunOptions& opt) {
   };
   WorkerPool pool(
       e, threads,
-      [&] {
+      [&](int worker) {
         std::lock_guard<std::mutex> lock(m);
         if (const int sig = interrupted()) {  // SIGINT / SIGTERM: no new cell
           announce(sig);
           return -1;
         }
-        const int id = assigner.take(0);
+        const int id = assigner.take(worker);  // each thread on its own reference group
         if (id >= 0) ++in_flight;
         return id;
       },

@@ -31,7 +31,7 @@ struct CellResult {
 
 // Reference paths shared by every solver of one (data, schedule, grid, steps, seed).
 class ReferenceCache;
-std::shared_ptr<ReferenceCache> new_reference_cache();
+std::shared_ptr<ReferenceCache> new_reference_cache(std::size_t idle_limit);
 CellResult compute_cell(const Experiment& e, const Cell& c, ReferenceCache& refs);
 
 // <output>.cells/cell_<id>.h5, durable (fsync'd, renamed into place).
@@ -86,11 +86,12 @@ class Assigner {
   std::size_t next_group_ = 0, left_ = 0;
 };
 
-// Worker threads: each asks next() for a cell id (-1: stop), computes it, writes its cell file,
+// Worker threads: each asks next(worker) for a cell id (-1: stop; worker = 0 .. threads-1, so an
+// Assigner can keep each thread on its own reference group), computes it, writes its cell file,
 // then hands the result to finished(). next() and finished() are called concurrently.
 class WorkerPool {
  public:
-  WorkerPool(const Experiment& e, int threads, std::function<int()> next, std::function<void(int, CellResult&&)> finished);
+  WorkerPool(const Experiment& e, int threads, std::function<int(int)> next, std::function<void(int, CellResult&&)> finished);
   ~WorkerPool();
   void join();
   // Waits at most `timeout` for every worker to stop; true if they all have (join() then returns at once).
@@ -99,9 +100,9 @@ class WorkerPool {
   std::exception_ptr error() const;  // the first error, after join()
 
  private:
-  void work();
+  void work(int worker);
   const Experiment& e_;
-  std::function<int()> next_;
+  std::function<int(int)> next_;
   std::function<void(int, CellResult&&)> finished_;
   std::shared_ptr<ReferenceCache> refs_;
   mutable std::mutex m_;

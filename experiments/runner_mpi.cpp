@@ -87,9 +87,9 @@ RunSummary coordinate(const Session& s, const Experiment& e, const RunOptions& o
   std::vector<std::size_t> per_rank(static_cast<std::size_t>(s.size()), 0);
   WorkerPool pool(
       e, info.threads,
-      [&] {
+      [&](int worker) {  // rank 0's threads: requesters -1, -2, ... (remote ranks are 1, 2, ...)
         std::lock_guard<std::mutex> lock(m);
-        return stop || interrupted() ? -1 : assigner.take(0);
+        return stop || interrupted() ? -1 : assigner.take(-1 - worker);
       },
       [&](int id, CellResult&& r) {
         std::lock_guard<std::mutex> lock(m);
@@ -259,7 +259,7 @@ int work(const Session& s, const Experiment& e, const RunOptions& opt) {
   const int threads = resolve_threads(e, opt);
   WorkerPool pool(
       e, threads,
-      [&] {
+      [&](int) {
         std::unique_lock<std::mutex> lock(m);
         ++wanting;
         cv.notify_all();

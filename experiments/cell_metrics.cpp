@@ -1,11 +1,13 @@
 #include "experiments/cell_metrics.hpp"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <fmt/format.h>
 #include <future>
 #include <map>
 #include <mutex>
+#include <thread>
 
 #include "analytics/errors.hpp"
 #include "analytics/metrics/curvature.hpp"
@@ -274,71 +276,101 @@ void stochastic_order_fits(const Table& cells, const std::vector<std::size_t>& r
   if (has("w2_exact")) fit("w2_exact", nullptr, 0.0, 1e-6, "weak");
 }
 
-CurvatureStudy curvature_study(const Experiment& e) {
+namespace {
+// One (data, schedule) pair of the curvature study: its table rows, profiles and plotted paths.
+CurvatureStudy curvature_pair(const Experiment& e, const DataAxis& data, const ScheduleAxis& sa) {
   CurvatureStudy out;
   const long n = std::min<long>(e.particles, 512);
-  for (const auto& data : e.data) {
-    const auto& gm = *data.mixture;
-    for (const auto& sa : e.schedules) {
-      const Schedule& s = *sa.schedule;
-      Model model(gm, s);
-      const Grid grid = make_grid(s, {.kind = "logsnr", .steps = e.curvature_steps});
-      const TimePoint p0 = s.at(grid.t.front());
-      const MatrixXd start = gm.sample(p0.alpha, p0.sigma, e.seeds.front(), n);
-      ReferenceOptions ro;
-      ro.rtol = std::max(e.ref_rtol, 1e-10);  // geometry needs ~1e-8, not the cells' 1e-11
-      ro.atol = std::max(e.ref_atol, 1e-10);
-      const auto ref = reference_solve(model, grid, start, ro);
-      std::vector<MatrixXd> x0s, epss;
-      for (std::size_t i = 0; i < grid.t.size(); ++i) {
-        MatrixXd x0(gm.dim(), n), eps(gm.dim(), n);
-        model.predict(ref.states[i], grid.t[i], x0, eps);
-        x0s.push_back(std::move(x0));
-        epss.push_back(std::move(eps));
-      }
-      for (const auto& cname : coord_names()) {
-        const Coordinates cs{parse_coord(cname), &s};
-        std::vector<MatrixXd> Z, dZ;
-        std::vector<double> tau;
-        for (std::size_t i = 0; i < grid.t.size(); ++i) {
-          const TimePoint p = s.at(grid.t[i]);
-          double cx, ce;
-          cs.drift_coeffs(p, cx, ce);
-          Z.push_back(ref.states[i] / cs.scale(p));
-          dZ.push_back(cx * x0s[i] + ce * epss[i]);
-          tau.push_back(cs.tau(grid.t[i]));
-        }
-        const auto g = metrics::trajectory_geometry(Z, dZ, tau);
-        auto& T = out.table;
-        T.col<std::string>("data").push_back(data.name);
-        T.col<std::string>("schedule").push_back(sa.name);
-        T.col<std::string>("coordinates").push_back(cname);
-        T.col<long long>("particles").push_back(n);
-        T.col<long long>("nodes").push_back(static_cast<long long>(grid.t.size()));
-        T.col<double>("straightness").push_back(g.straightness);
-        T.col<double>("kinetic_energy").push_back(g.kinetic);
-        T.col<double>("path_length").push_back(g.length);
-        T.col<double>("chord2").push_back(g.chord2);
-        T.col<double>("chord_ratio").push_back(g.chord_ratio);
-        T.col<double>("turning").push_back(g.turning);
-        T.col<double>("quadrature_defect").push_back(g.defect);
-        out.profiles.push_back({g.s, g.kappa, g.speed});
-      }
-      if (gm.dim() == 2) {  // a few trajectories in x for plots
-        const long m = std::min<long>(n, 64);
-        const std::size_t stride = std::max<std::size_t>(1, grid.t.size() / 200);
-        CurvatureStudy::Paths paths{data.name, sa.name, {}, {}};
-        for (std::size_t i = 0; i < grid.t.size(); i += stride) {
-          paths.x.push_back(ref.states[i].leftCols(m));
-          paths.t.push_back(grid.t[i]);
-        }
-        if (paths.t.back() != grid.t.back()) {
-          paths.x.push_back(ref.states.back().leftCols(m));
-          paths.t.push_back(grid.t.back());
-        }
-        out.paths.push_back(std::move(paths));
+  const auto& gm = *data.mixture;
+  const Schedule& s = *sa.schedule;
+  Model model(gm, s);
+  const Grid grid = make_grid(s, {.kind = "logsnr", .steps = e.curvature_steps});
+  const TimePoint p0 = s.at(grid.t.front());
+  const MatrixXd start = gm.sample(p0.alpha, p0.sigma, e.seeds.front(), n);
+  ReferenceOptions ro;
+  ro.rtol = std::max(e.ref_rtol, 1e-10);  // geometry needs ~1e-8, not the cells' 1e-11
+  ro.atol = std::max(e.ref_atol, 1e-10);
+  const auto ref = reference_solve(model, grid, start, ro);
+  std::vector<MatrixXd> x0s, epss;
+  for (std::size_t i = 0; i < grid.t.size(); ++i) {
+    MatrixXd x0(gm.dim(), n), eps(gm.dim(), n);
+    model.predict(ref.states[i], grid.t[i], x0, eps);
+    x0s.push_back(std::move(x0));
+    epss.push_back(std::move(eps));
+  }
+  for (const auto& cname : coord_names()) {
+    const Coordinates cs{parse_coord(cname), &s};
+    std::vector<MatrixXd> Z, dZ;
+    std::vector<double> tau;
+    for (std::size_t i = 0; i < grid.t.size(); ++i) {
+      const TimePoint p = s.at(grid.t[i]);
+      double cx, ce;
+      cs.drift_coeffs(p, cx, ce);
+      Z.push_back(ref.states[i] / cs.scale(p));
+      dZ.push_back(cx * x0s[i] + ce * epss[i]);
+      tau.push_back(cs.tau(grid.t[i]));
+    }
+    const auto g = metrics::trajectory_geometry(Z, dZ, tau);
+    auto& T = out.table;
+    T.col<std::string>("data").push_back(data.name);
+    T.col<std::string>("schedule").push_back(sa.name);
+    T.col<std::string>("coordinates").push_back(cname);
+    T.col<long long>("particles").push_back(n);
+    T.col<long long>("nodes").push_back(static_cast<long long>(grid.t.size()));
+    T.col<double>("straightness").push_back(g.straightness);
+    T.col<double>("kinetic_energy").push_back(g.kinetic);
+    T.col<double>("path_length").push_back(g.length);
+    T.col<double>("chord2").push_back(g.chord2);
+    T.col<double>("chord_ratio").push_back(g.chord_ratio);
+    T.col<double>("turning").push_back(g.turning);
+    T.col<double>("quadrature_defect").push_back(g.defect);
+    out.profiles.push_back({g.s, g.kappa, g.speed});
+  }
+  if (gm.dim() == 2) {  // a few trajectories in x for plots
+    const long m = std::min<long>(n, 64);
+    const std::size_t stride = std::max<std::size_t>(1, grid.t.size() / 200);
+    CurvatureStudy::Paths paths{data.name, sa.name, {}, {}};
+    for (std::size_t i = 0; i < grid.t.size(); i += stride) {
+      paths.x.push_back(ref.states[i].leftCols(m));
+      paths.t.push_back(grid.t[i]);
+    }
+    if (paths.t.back() != grid.t.back()) {
+      paths.x.push_back(ref.states.back().leftCols(m));
+      paths.t.push_back(grid.t.back());
+    }
+    out.paths.push_back(std::move(paths));
+  }
+  return out;
+}
+}  // namespace
+
+CurvatureStudy curvature_study(const Experiment& e, int threads) {
+  std::vector<std::pair<const DataAxis*, const ScheduleAxis*>> pairs;
+  for (const auto& data : e.data)
+    for (const auto& sa : e.schedules) pairs.emplace_back(&data, &sa);
+  // pairs on `threads` threads, joined in plan order: the same result for any thread count
+  std::vector<CurvatureStudy> parts(pairs.size());
+  std::vector<std::exception_ptr> errors(pairs.size());
+  std::atomic<std::size_t> next{0};
+  auto work = [&] {
+    for (std::size_t i; (i = next++) < pairs.size();) {
+      try {
+        parts[i] = curvature_pair(e, *pairs[i].first, *pairs[i].second);
+      } catch (...) {
+        errors[i] = std::current_exception();
       }
     }
+  };
+  std::vector<std::thread> pool;
+  for (int k = 1; k < std::min<int>(threads, static_cast<int>(pairs.size())); ++k) pool.emplace_back(work);
+  work();
+  for (auto& t : pool) t.join();
+  CurvatureStudy out;
+  for (std::size_t i = 0; i < parts.size(); ++i) {
+    if (errors[i]) std::rethrow_exception(errors[i]);
+    append_rows(out.table, parts[i].table);
+    for (auto& p : parts[i].profiles) out.profiles.push_back(std::move(p));
+    for (auto& p : parts[i].paths) out.paths.push_back(std::move(p));
   }
   return out;
 }

@@ -76,6 +76,7 @@ struct CurvatureStudy {
   std::vector<Profile> profiles;  // one per table row
   std::vector<Paths> paths;
 };
-CurvatureStudy curvature_study(const Experiment& e);
+// Pairs (data, schedule) run on `threads` threads; the result does not depend on how many.
+CurvatureStudy curvature_study(const Experiment& e, int threads = 1);
 
 }  // namespace flowgauge

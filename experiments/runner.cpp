@@ -289,11 +289,11 @@ struct Extras {
   VectorXd axis;
 };
 
-std::shared_ptr<const Extras> compute_extras(const Experiment& e) {
+std::shared_ptr<const Extras> compute_extras(const Experiment& e, int threads) {
   auto out = std::make_shared<Extras>();
   Extras& x = *out;
   if (e.wants("curvature")) {
-    x.curvature = curvature_study(e);
+    x.curvature = curvature_study(e, threads);
     x.has_curvature = true;
   }
   const int n = 121;
@@ -745,7 +745,7 @@ std::vector<int> scope_of(const Experiment& e, const RunOptions& opt) {
   return all;
 }
 
-Prepared prepare(const Experiment& e, const std::vector<int>& scope) {
+Prepared prepare(const Experiment& e, const std::vector<int>& scope, int threads) {
   h5::quiet();
   Prepared p;
   p.started = utc_now();
@@ -763,7 +763,7 @@ Prepared prepare(const Experiment& e, const std::vector<int>& scope) {
                                    "Choose another output (--output), or delete it to start over",
                                    e.output, hash.empty() ? "something else" : "another experiment", hash.empty() ? "none" : hash, e.plan_hash));
   }
-  p.extras = compute_extras(e);  // before anything is written: it may still refuse the input
+  p.extras = compute_extras(e, threads);  // before anything is written: it may still refuse the input
   {
     const auto parent = fs::path(e.output).parent_path();
     std::error_code ec;
@@ -822,7 +822,7 @@ RunSummary run_experiment(const Experiment& e, const RunOptions& opt) {
   RunSignals signals;
   const auto t_start = std::chrono::steady_clock::now();
   const auto scope = scope_of(e, opt);
-  Prepared p = prepare(e, scope);
+  Prepared p = prepare(e, scope, resolve_threads(e, opt));
   std::map<int, CellResult>& done = p.done;
   MainInfo info{.complete = p.todo.empty(), .started = p.started, .threads = resolve_threads(e, opt), .command = run_command(e),
                 .shard = opt.shard, .shards = opt.shards, .scope = scope.size()};
@@ -1084,7 +1084,7 @@ MergeSummary merge_runs(const std::string& output, const std::vector<std::string
   if (!parent.empty()) fs::create_directories(parent, ec);
   const OutputLock lock(output);  // not while a run writes it
   e.output = output;
-  const auto extras = compute_extras(e);
+  const auto extras = compute_extras(e, 1);
   write_main(e, done, {.complete = true, .started = utc_now(), .threads = 1, .command = run_command(e), .shard = -1, .shards = 0,
                        .scope = e.cells.size()},
              *extras);

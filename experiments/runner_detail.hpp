@@ -42,7 +42,7 @@ CellResult load_cell(const Experiment& e, int id);
 
 // Whole-run extras (path geometry, density lattices): a function of the plan only.
 struct Extras;
-std::shared_ptr<const Extras> compute_extras(const Experiment& e);
+std::shared_ptr<const Extras> compute_extras(const Experiment& e, int threads);
 
 // What the main file says about the run beyond its cells.
 struct MainInfo {
@@ -161,7 +161,7 @@ struct Prepared {
   std::vector<int> todo;  // cells of scope not finished, plan order
   std::string started;
 };
-Prepared prepare(const Experiment& e, const std::vector<int>& scope);
+Prepared prepare(const Experiment& e, const std::vector<int>& scope, int threads);
 
 int resolve_threads(const Experiment& e, const RunOptions& opt);
 std::vector<int> scope_of(const Experiment& e, const RunOptions& opt);  // the cells this run is for

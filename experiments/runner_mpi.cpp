@@ -388,7 +388,7 @@ RunSummary run(const Session& s, const Experiment& e, const RunOptions& opt) {
   std::exception_ptr error;
   if (s.rank() == 0) {
     try {
-      p = prepare(e, scope);
+      p = prepare(e, scope, resolve_threads(e, opt));
     } catch (...) {
       error = std::current_exception();
     }

@@ -730,6 +730,42 @@ TEST_F(Runner, ThreadCountDoesNotChangeResults) {
   }
 }
 
+// The curvature study's (data, schedule) pairs run on the worker threads, joined in plan order.
+TEST_F(Runner, CurvatureStudyIsTheSameForAnyThreadCount) {
+  const auto file = write("c.toml", R"TOML(name = "curv"
+particles = 64
+steps = [4]
+metrics = ["curvature"]
+curvature_steps = 32
+
+[data]
+g = { preset = "gmm8-2d" }
+h = { preset = "gaussian", dim = 3 }
+
+[schedules]
+vp = { name = "vp-linear" }
+edm = { name = "edm" }
+fm = { name = "fm-linear" }
+
+[[grids]]
+kind = "logsnr"
+
+[[solvers]]
+name = "euler"
+)TOML");
+  std::vector<Table> tables;
+  for (int threads : {1, 2, 3}) {
+    const std::string out = path(fmt::format("c{}.h5", threads));
+    const auto r = run(fmt::format("run {} --output {} --threads {} --quiet", file, out, threads));
+    ASSERT_EQ(r.status, 0) << r.output;
+    auto f = h5::open_file(out);
+    tables.push_back(read_table(f.get(), "curvature"));
+  }
+  ASSERT_EQ(tables[0].rows(), 2u * 3 * 4);  // data x schedules x coordinate systems
+  expect_same_table(tables[0], tables[1]);
+  expect_same_table(tables[0], tables[2]);
+}
+
 // ---- 6. an output that belongs to something else ----
 
 std::string bytes(const std::string& p) {

@@ -225,7 +225,21 @@ bool stale_partial(const fs::path& p) {
   return pid != ::getpid() && ::kill(pid, 0) != 0 && errno == ESRCH;
 }
 
-CellResult read_cell(const Experiment& e, int id, const std::string& path) {  // caller holds g_h5
+// The arrays of a cell file's "arrays" group or of a run file's "cell_arrays/<id>" (caller holds g_h5).
+CellArrays read_arrays(hid_t g, const std::string& path) {
+  CellArrays out;
+  H5G_info_t info;
+  H5Gget_info(g, &info);
+  for (hsize_t i = 0; i < info.nlinks; ++i) {
+    char nm[256];
+    H5Lget_name_by_idx(g, ".", H5_INDEX_NAME, H5_ITER_INC, i, nm, sizeof nm, H5P_DEFAULT);
+    out.emplace_back(nm, h5::read_vector(g, nm, path, true));  // NaN = undefined here
+  }
+  return out;
+}
+
+// The row of a finished cell file, checked against the plan (caller holds g_h5).
+Table read_cell(const Experiment& e, int id, const std::string& path) {
   auto f = h5::open_file(path);
   const auto hash = h5::read_string_attr(f.get(), "plan_hash");
   if (hash != fmt::format("{:016x}", e.plan_hash))
@@ -234,22 +248,21 @@ CellResult read_cell(const Experiment& e, int id, const std::string& path) {  //
                                  cells_dir(e), hash, e.plan_hash, cells_dir(e)));
   if (id < 0 || id >= int(e.cells.size()) || h5::read_string_attr(f.get(), "cell_key") != e.cell_key(e.cells[id]))
     throw InputError(fmt::format("{}: cell {} does not match the plan; delete {} to start over", path, id, cells_dir(e)));
-  CellResult r;
-  r.row = read_table(f.get(), "row");
+  return read_table(f.get(), "row");
+}
+
+// A finished cell's arrays, from its file (caller holds g_h5).
+CellArrays cell_file_arrays(const Experiment& e, int id) {
+  const auto path = cell_path(e, id);
+  auto f = h5::open_file(path);
   h5::Handle g(H5Gopen2(f.get(), "arrays", H5P_DEFAULT), H5Gclose);
-  H5G_info_t info;
-  H5Gget_info(g.get(), &info);
-  for (hsize_t i = 0; i < info.nlinks; ++i) {
-    char nm[256];
-    H5Lget_name_by_idx(g.get(), ".", H5_INDEX_NAME, H5_ITER_INC, i, nm, sizeof nm, H5P_DEFAULT);
-    r.arrays.emplace_back(nm, h5::read_vector(g.get(), nm, path, true));  // NaN = undefined here
-  }
-  return r;
+  if (!g) throw InputError(fmt::format("{}: no group 'arrays'", path));
+  return read_arrays(g.get(), path);
 }
 
 // Finished cells in <output>.cells/; removes files half-written by dead processes.
-std::map<int, CellResult> load_cells(const Experiment& e, const std::vector<char>& in_scope) {
-  std::map<int, CellResult> done;
+Finished load_cells(const Experiment& e, const std::vector<char>& in_scope) {
+  Finished done;
   std::lock_guard<std::mutex> lock(g_h5);
   const std::string dir = cells_dir(e);
   if (!fs::exists(dir)) return done;
@@ -261,7 +274,7 @@ std::map<int, CellResult> load_cells(const Experiment& e, const std::vector<char
     }
     if (name.rfind("cell_", 0) != 0 || ent.path().extension() != ".h5") continue;
     const int id = std::stoi(name.substr(5, 6));
-    CellResult r = read_cell(e, id, ent.path().string());
+    Table r = read_cell(e, id, ent.path().string());
     if (!in_scope[id])
       throw InputError(fmt::format("{}: cell {} does not belong to this run's cells (another shard's?); delete {} to start over",
                                    ent.path().string(), id, dir));
@@ -271,7 +284,7 @@ std::map<int, CellResult> load_cells(const Experiment& e, const std::vector<char
 }
 }  // namespace
 
-CellResult load_cell(const Experiment& e, int id) {
+Table load_cell(const Experiment& e, int id) {
   std::lock_guard<std::mutex> lock(g_h5);
   const auto path = cell_path(e, id);
   if (!fs::exists(path))
@@ -364,7 +377,8 @@ Table fit_orders(const Table& cells) {
 
 namespace {
 // write_main with g_h5 held by the caller.
-void write_main_locked(const Experiment& e, const std::map<int, CellResult>& done, const MainInfo& info, const Extras& extras) {
+void write_main_locked(const Experiment& e, const Finished& done, const MainInfo& info, const Extras& extras,
+                       const ArraySource& arrays_of) {
   h5::AtomicOutput out(e.output);
   const hid_t f = out.file();
   const bool complete = info.complete;
@@ -385,13 +399,13 @@ void write_main_locked(const Experiment& e, const std::map<int, CellResult>& don
     h5::write_attr(f, "shard_cells", static_cast<long long>(info.scope));
   }
   Table cells;
-  for (const auto& [id, r] : done) append_rows(cells, r.row);  // ordered by cell id
+  for (const auto& [id, row] : done) append_rows(cells, row);  // ordered by cell id
   write_table(f, "cells", cells);
   write_table(f, "orders", fit_orders(cells));
   h5::Handle arrays(H5Gcreate2(f, "cell_arrays", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
-  for (const auto& [id, r] : done) {
+  for (const auto& [id, row] : done) {  // one cell's arrays in memory at a time
     h5::Handle g(H5Gcreate2(arrays.get(), fmt::format("{:06d}", id).c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
-    for (const auto& [k, v] : r.arrays) h5::write_vector(g.get(), k, v);
+    for (const auto& [k, v] : arrays_of(id)) h5::write_vector(g.get(), k, v);
   }
   if (extras.has_curvature) {
     write_table(f, "curvature", extras.curvature.table);
@@ -426,13 +440,17 @@ void write_main_locked(const Experiment& e, const std::map<int, CellResult>& don
 }
 }  // namespace
 
-void write_main(const Experiment& e, const std::map<int, CellResult>& done, const MainInfo& info, const Extras& extras) {
+void write_main(const Experiment& e, const Finished& done, const MainInfo& info, const Extras& extras, const ArraySource& arrays) {
   std::lock_guard<std::mutex> lock(g_h5);
   try {
-    write_main_locked(e, done, info, extras);
+    write_main_locked(e, done, info, extras, arrays);
   } catch (const h5::WriteError& err) {
     throw naming(e.output, err);
   }
+}
+
+void write_main(const Experiment& e, const Finished& done, const MainInfo& info, const Extras& extras) {
+  write_main(e, done, info, extras, [&](int id) { return cell_file_arrays(e, id); });
 }
 
 std::string hms(double s) {
@@ -496,7 +514,7 @@ int interrupted() { return g_first_signal.load(); }
 bool abandon_requested() { return g_signal_count.load() >= 2; }
 std::string signal_name(int sig) { return sig == SIGINT ? "SIGINT" : sig == SIGTERM ? "SIGTERM" : fmt::format("signal {}", sig); }
 
-void abandon_run(const Experiment& e, const std::map<int, CellResult>& done, const MainInfo& info, const Extras& extras,
+void abandon_run(const Experiment& e, const Finished& done, const MainInfo& info, const Extras& extras,
                  std::size_t scope, const RunOptions& opt, OutputLock* lock) {
   g_h5.lock();  // never released: no cell file is being written now, and none starts before the process ends
   const int sig = interrupted();
@@ -504,7 +522,7 @@ void abandon_run(const Experiment& e, const std::map<int, CellResult>& done, con
   partial.complete = done.size() == scope;
   bool written = true;
   try {
-    write_main_locked(e, done, partial, extras);
+    write_main_locked(e, done, partial, extras, [&](int id) { return cell_file_arrays(e, id); });
   } catch (const h5::WriteError& err) {
     written = false;
     fmt::print(stderr, "flowgauge: error: {}\n", naming(e.output, err).what());
@@ -577,10 +595,10 @@ int resolve_threads(const Experiment& e, const RunOptions& opt) {
   return std::max(1, threads);
 }
 
-std::size_t count_failed(const std::map<int, CellResult>& done) {
+std::size_t count_failed(const Finished& done) {
   std::size_t n = 0;
-  for (const auto& [id, r] : done)
-    if (std::get<std::vector<std::string>>(r.row.columns[std::find(r.row.names.begin(), r.row.names.end(), "status") - r.row.names.begin()])[0] != "ok")
+  for (const auto& [id, row] : done)
+    if (std::get<std::vector<std::string>>(row.columns[std::find(row.names.begin(), row.names.end(), "status") - row.names.begin()])[0] != "ok")
       ++n;
   return n;
 }
@@ -682,7 +700,7 @@ int Assigner::take(int who) {
 
 // ---- worker threads ----
 
-WorkerPool::WorkerPool(const Experiment& e, int threads, std::function<int(int)> next, std::function<void(int, CellResult&&)> finished)
+WorkerPool::WorkerPool(const Experiment& e, int threads, std::function<int(int)> next, std::function<void(int, Table&&)> finished)
     : e_(e), next_(std::move(next)), finished_(std::move(finished)), refs_(new_reference_cache(static_cast<std::size_t>(threads))) {
   running_ = threads;
   for (int i = 0; i < threads; ++i) threads_.emplace_back([this, i] { work(i); });
@@ -726,8 +744,8 @@ void WorkerPool::work(int worker) {
       if (id < 0) return;
       const Cell& c = e_.cells[id];
       CellResult r = compute_cell(e_, c, *refs_);
-      write_cell(e_, c, r);  // durable before anyone is told
-      finished_(id, std::move(r));
+      write_cell(e_, c, r);  // durable before anyone is told; the arrays live on there only
+      finished_(id, std::move(r.row));
     } catch (...) {
       std::lock_guard<std::mutex> lock(m_);
       if (!error_) error_ = std::current_exception();
@@ -823,7 +841,7 @@ RunSummary run_experiment(const Experiment& e, const RunOptions& opt) {
   const auto t_start = std::chrono::steady_clock::now();
   const auto scope = scope_of(e, opt);
   Prepared p = prepare(e, scope, resolve_threads(e, opt));
-  std::map<int, CellResult>& done = p.done;
+  Finished& done = p.done;
   MainInfo info{.complete = p.todo.empty(), .started = p.started, .threads = resolve_threads(e, opt), .command = run_command(e),
                 .shard = opt.shard, .shards = opt.shards, .scope = scope.size()};
   const int threads = info.threads;
@@ -878,9 +896,9 @@ RunSummary run_experiment(const Experiment& e, const RunOptions& opt) {
         if (id >= 0) ++in_flight;
         return id;
       },
-      [&](int id, CellResult&& r) {
+      [&](int id, Table&& row) {
         std::lock_guard<std::mutex> lock(m);
-        done.emplace(id, std::move(r));
+        done.emplace(id, std::move(row));
         --in_flight;
         ++computed;
         const auto now = std::chrono::steady_clock::now();
@@ -956,7 +974,7 @@ std::string id_list(const std::vector<int>& ids, std::size_t limit = 20) {
 struct MergeInput {
   std::string path, hash, experiment_file, shard;
   int shard_index = -1, shard_count = 0;
-  std::map<int, CellResult> cells;
+  Finished cells;  // rows; the arrays are read when the output is written
 };
 
 MergeInput read_merge_input(const std::string& path) {
@@ -977,19 +995,10 @@ MergeInput read_merge_input(const std::string& path) {
   const Table cells = read_table(f.get(), "cells");
   const auto& ids = std::get<std::vector<long long>>(cells.columns[std::find(cells.names.begin(), cells.names.end(), "cell_id") - cells.names.begin()]);
   for (std::size_t r = 0; r < ids.size(); ++r) {
-    CellResult c;
-    c.row = select_row(cells, r);
     const std::string g = fmt::format("cell_arrays/{:06d}", ids[r]);
-    h5::Handle grp(H5Gopen2(f.get(), g.c_str(), H5P_DEFAULT), H5Gclose);
-    if (!grp) throw InputError(fmt::format("{}: cell {} has no {}", path, ids[r], g));
-    H5G_info_t info;
-    H5Gget_info(grp.get(), &info);
-    for (hsize_t i = 0; i < info.nlinks; ++i) {
-      char nm[256];
-      H5Lget_name_by_idx(grp.get(), ".", H5_INDEX_NAME, H5_ITER_INC, i, nm, sizeof nm, H5P_DEFAULT);
-      c.arrays.emplace_back(nm, h5::read_vector(grp.get(), nm, path, true));
-    }
-    if (!in.cells.emplace(static_cast<int>(ids[r]), std::move(c)).second)
+    if (H5Lexists(f.get(), "cell_arrays", H5P_DEFAULT) <= 0 || H5Lexists(f.get(), g.c_str(), H5P_DEFAULT) <= 0)
+      throw InputError(fmt::format("{}: cell {} has no {}", path, ids[r], g));
+    if (!in.cells.emplace(static_cast<int>(ids[r]), select_row(cells, r)).second)
       throw InputError(fmt::format("{}: cell {} appears twice", path, ids[r]));
   }
   return in;
@@ -1076,18 +1085,29 @@ MergeSummary merge_runs(const std::string& output, const std::vector<std::string
   if (!problems.empty())
     throw InputError(fmt::format("merge refused, nothing written:\n  {}", fmt::join(problems, "\n  ")));
 
-  std::map<int, CellResult> done;
-  for (auto& in : ins)
-    for (auto& [id, r] : in.cells) done.emplace(id, std::move(r));
+  Finished done;
+  std::map<int, std::size_t> source;  // cell id -> input
+  for (std::size_t i = 0; i < ins.size(); ++i)
+    for (auto& [id, row] : ins[i].cells) {
+      done.emplace(id, std::move(row));
+      source[id] = i;
+    }
   const auto parent = fs::path(output).parent_path();
   std::error_code ec;
   if (!parent.empty()) fs::create_directories(parent, ec);
   const OutputLock lock(output);  // not while a run writes it
   e.output = output;
   const auto extras = compute_extras(e, 1);
+  std::vector<h5::Handle> files(ins.size());  // opened once, read one cell at a time (write_main holds g_h5)
   write_main(e, done, {.complete = true, .started = utc_now(), .threads = 1, .command = run_command(e), .shard = -1, .shards = 0,
                        .scope = e.cells.size()},
-             *extras);
+             *extras, [&](int id) {
+               const MergeInput& in = ins[source.at(id)];
+               auto& f = files[source.at(id)];
+               if (!f) f = h5::open_file(in.path);
+               h5::Handle g(H5Gopen2(f.get(), fmt::format("cell_arrays/{:06d}", id).c_str(), H5P_DEFAULT), H5Gclose);
+               return read_arrays(g.get(), in.path);
+             });
   return {done.size(), ins.size()};
 }
 

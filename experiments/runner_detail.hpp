@@ -24,10 +24,15 @@ namespace flowgauge::detail {
 
 extern std::mutex g_h5;  // the HDF5 library here is not thread-safe: one caller at a time
 
+using CellArrays = std::vector<std::pair<std::string, Eigen::VectorXd>>;
 struct CellResult {
   Table row;  // one row
-  std::vector<std::pair<std::string, Eigen::VectorXd>> arrays;
+  CellArrays arrays;
 };
+// Finished cells by id, as a run keeps them: the rows only. The arrays (O(steps) each) stay in the
+// cell files and are read back one cell at a time while the main file is written, so memory does
+// not grow with cells x steps.
+using Finished = std::map<int, Table>;
 
 // Reference paths shared by every solver of one (data, schedule, grid, steps, seed).
 class ReferenceCache;
@@ -37,8 +42,8 @@ CellResult compute_cell(const Experiment& e, const Cell& c, ReferenceCache& refs
 // <output>.cells/cell_<id>.h5, durable (fsync'd, renamed into place).
 std::string cells_dir(const Experiment& e);
 void write_cell(const Experiment& e, const Cell& c, const CellResult& r);
-// One finished cell file, checked against the plan (throws InputError otherwise).
-CellResult load_cell(const Experiment& e, int id);
+// The row of one finished cell file, checked against the plan (throws InputError otherwise).
+Table load_cell(const Experiment& e, int id);
 
 // Whole-run extras (path geometry, density lattices): a function of the plan only.
 struct Extras;
@@ -54,9 +59,12 @@ struct MainInfo {
   std::size_t scope = 0;       // cells this file is meant to hold (the plan, or the shard's)
 };
 // Atomically (tmp + rename) writes e.output from the finished cells: the one writer of run files,
-// used by the runner, the MPI rank 0 and merge. Throws h5::WriteError naming e.output when the disk
-// is full (the previous file, if any, stays as it was).
-void write_main(const Experiment& e, const std::map<int, CellResult>& done, const MainInfo& info, const Extras& extras);
+// used by the runner, the MPI rank 0 and merge. A cell's arrays come from `arrays(id)` (called with
+// g_h5 held), by default from its cell file. Throws h5::WriteError naming e.output when the disk is
+// full (the previous file, if any, stays as it was).
+using ArraySource = std::function<CellArrays(int id)>;
+void write_main(const Experiment& e, const Finished& done, const MainInfo& info, const Extras& extras);
+void write_main(const Experiment& e, const Finished& done, const MainInfo& info, const Extras& extras, const ArraySource& arrays);
 
 // ---- how cells are split ----
 
@@ -88,10 +96,10 @@ class Assigner {
 
 // Worker threads: each asks next(worker) for a cell id (-1: stop; worker = 0 .. threads-1, so an
 // Assigner can keep each thread on its own reference group), computes it, writes its cell file,
-// then hands the result to finished(). next() and finished() are called concurrently.
+// then hands its row to finished(). next() and finished() are called concurrently.
 class WorkerPool {
  public:
-  WorkerPool(const Experiment& e, int threads, std::function<int(int)> next, std::function<void(int, CellResult&&)> finished);
+  WorkerPool(const Experiment& e, int threads, std::function<int(int)> next, std::function<void(int, Table&&)> finished);
   ~WorkerPool();
   void join();
   // Waits at most `timeout` for every worker to stop; true if they all have (join() then returns at once).
@@ -103,7 +111,7 @@ class WorkerPool {
   void work(int worker);
   const Experiment& e_;
   std::function<int(int)> next_;
-  std::function<void(int, CellResult&&)> finished_;
+  std::function<void(int, Table&&)> finished_;
   std::shared_ptr<ReferenceCache> refs_;
   mutable std::mutex m_;
   std::condition_variable stopped_;
@@ -157,7 +165,7 @@ std::string lock_path(const std::string& output);  // "<output>.lock"
 struct Prepared {
   std::unique_ptr<OutputLock> lock;  // held until the run ends
   std::shared_ptr<const Extras> extras;
-  std::map<int, CellResult> done;
+  Finished done;
   std::vector<int> todo;  // cells of scope not finished, plan order
   std::string started;
 };
@@ -165,7 +173,7 @@ Prepared prepare(const Experiment& e, const std::vector<int>& scope, int threads
 
 int resolve_threads(const Experiment& e, const RunOptions& opt);
 std::vector<int> scope_of(const Experiment& e, const RunOptions& opt);  // the cells this run is for
-std::size_t count_failed(const std::map<int, CellResult>& done);
+std::size_t count_failed(const Finished& done);
 std::string hms(double seconds);
 std::string run_command(const Experiment& e);
 
@@ -177,7 +185,7 @@ std::string kept_and_resume(const Experiment& e, std::size_t done, std::size_t s
 // writes the main file from the finished cells, prints what was kept and how to resume, removes the
 // lock file and ends the process (status 128 + signal) without waiting for the cells in flight.
 // Holds g_h5 to the end, so no cell file is left half-written.
-[[noreturn]] void abandon_run(const Experiment& e, const std::map<int, CellResult>& done, const MainInfo& info,
+[[noreturn]] void abandon_run(const Experiment& e, const Finished& done, const MainInfo& info,
                               const Extras& extras, std::size_t scope, const RunOptions& opt, OutputLock* lock);
 
 }  // namespace flowgauge::detail

@@ -91,9 +91,9 @@ RunSummary coordinate(const Session& s, const Experiment& e, const RunOptions& o
         std::lock_guard<std::mutex> lock(m);
         return stop || interrupted() ? -1 : assigner.take(-1 - worker);
       },
-      [&](int id, CellResult&& r) {
+      [&](int id, Table&& row) {
         std::lock_guard<std::mutex> lock(m);
-        done.emplace(id, std::move(r));
+        done.emplace(id, std::move(row));
         ++computed;
         ++per_rank[0];
       });
@@ -102,7 +102,7 @@ RunSummary coordinate(const Session& s, const Experiment& e, const RunOptions& o
   std::string remote_error;
   auto finished_remotely = [&](int rank, const int* ids, int n) {
     for (int i = 0; i < n; ++i) {
-      CellResult r = load_cell(e, ids[i]);  // written durably by that rank before it told us
+      Table r = load_cell(e, ids[i]);  // written durably by that rank before it told us
       std::lock_guard<std::mutex> lock(m);
       done.emplace(ids[i], std::move(r));
       ++computed;
@@ -274,7 +274,7 @@ int work(const Session& s, const Experiment& e, const RunOptions& opt) {
         queue.pop_front();
         return id;
       },
-      [&](int id, CellResult&&) {
+      [&](int id, Table&&) {
         std::lock_guard<std::mutex> lock(m);
         finished.push_back(id);
       });

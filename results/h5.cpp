@@ -252,17 +252,25 @@ std::string read_string_attr(hid_t loc, const std::string& name) {
 AtomicOutput::AtomicOutput(std::string path) : path_(std::move(path)) {
   quiet();
   tmp_ = fmt::format("{}.partial-{}", path_, ::getpid());
-  // created now, not at commit(): a missing or read-only directory is refused before any work
-  fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd_ < 0) {
+  // created now: a missing or read-only directory is refused before any work
+  const int fd = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
     const int err = errno;
     if (err == ENOSPC || err == EDQUOT || err == EIO) throw WriteError(fmt::format("{}: cannot create: {}", path_, std::strerror(err)));
     throw InputError(fmt::format("{}: cannot create output file: {} (directory missing or not writable?)", path_, std::strerror(err)));
   }
+  ::close(fd);
   Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
-  H5Pset_fapl_core(fapl.get(), std::size_t(1) << 20, /*backing_store=*/0);
-  const hid_t f = H5Fcreate(tmp_.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get());
-  if (f < 0) throw WriteError(fmt::format("{}: cannot create (in memory): {}", path_, error_cause()));
+  // commit() closes the file for good, groups and datasets still open included: with the default
+  // (weak) degree their last writes would land after the rename
+  H5Pset_fclose_degree(fapl.get(), H5F_CLOSE_STRONG);
+  const hid_t f = set_stream_driver(fapl.get(), &status_) < 0 ? -1 : H5Fcreate(tmp_.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get());
+  if (f < 0) {
+    const std::string why = status_.error ? std::strerror(status_.error) : error_cause();
+    std::error_code ec;
+    std::filesystem::remove(tmp_, ec);
+    throw WriteError(fmt::format("{}: cannot create: {}", path_, why));
+  }
   file_ = Handle(f, H5Fclose);
 }
 
@@ -275,24 +283,19 @@ int sync_fd(int fd) {
 }  // namespace
 
 void AtomicOutput::commit(bool durable) {
-  if (H5Fflush(file_.get(), H5F_SCOPE_GLOBAL) < 0) throw WriteError(fmt::format("{}: cannot write: {}", path_, error_cause()));
-  const ssize_t size = H5Fget_file_image(file_.get(), nullptr, 0);
-  if (size < 0) throw WriteError(fmt::format("{}: cannot write: {}", path_, error_cause()));
-  std::vector<char> image(static_cast<std::size_t>(size));
-  if (H5Fget_file_image(file_.get(), image.data(), image.size()) != size || file_.close() < 0)
-    throw WriteError(fmt::format("{}: cannot write: {}", path_, error_cause()));
   auto fail = [&](int err) { return WriteError(fmt::format("{}: cannot write: {}", path_, std::strerror(err))); };
-  for (std::size_t at = 0; at < image.size();) {
-    const ssize_t n = ::write(fd_, image.data() + at, image.size() - at);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) throw fail(n < 0 ? errno : EIO);
-    at += static_cast<std::size_t>(n);
+  if (file_.close() < 0) {
+    if (status_.error) throw fail(status_.error);
+    throw WriteError(fmt::format("{}: cannot write: {}", path_, error_cause()));
   }
-  if (durable)
-    if (const int err = sync_fd(fd_)) throw fail(err);
-  const int closed = ::close(fd_);  // NFS reports some write errors only here
-  fd_ = -1;
-  if (closed != 0) throw fail(errno);
+  if (status_.error) throw fail(status_.error);  // disk full, ulimit -f, EIO: the driver went on in memory
+  if (durable) {
+    const int fd = ::open(tmp_.c_str(), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) throw fail(errno);
+    const int err = sync_fd(fd);
+    ::close(fd);
+    if (err) throw fail(err);
+  }
   std::error_code ec;
   std::filesystem::rename(tmp_, path_, ec);
   if (ec) throw WriteError(fmt::format("{}: cannot move finished output into place: {}", path_, ec.message()));
@@ -310,7 +313,6 @@ void AtomicOutput::commit(bool durable) {
 AtomicOutput::~AtomicOutput() {
   if (done_) return;
   file_ = Handle();
-  if (fd_ >= 0) ::close(fd_);
   std::error_code ec;
   std::filesystem::remove(tmp_, ec);
 }

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "results/h5_vfd.hpp"
+
 namespace flowgauge::h5 {
 
 // An output could not be written: disk full, file too large (ulimit -f), I/O error. The message
@@ -70,18 +72,19 @@ void write_attr(hid_t loc, const std::string& name, long long value);
 void write_attrs(hid_t loc, const std::map<std::string, std::string>& attrs);
 std::string read_string_attr(hid_t loc, const std::string& name);
 
-// Output that appears only when complete: built in memory, written to a temporary sibling
-// "<path>.partial-<pid>" and renamed into place on commit(). Destroyed without commit() (an error,
-// an exception) it removes the temporary file, so a failed write (disk full) leaves the previous
-// file, if any, as it was. The constructor creates the temporary file (InputError naming the path
-// if the directory is missing or not writable).
+// Output that appears only when complete: written through to a temporary sibling
+// "<path>.partial-<pid>" (results/h5_vfd.hpp: memory does not grow with the file) and renamed into
+// place on commit(). Destroyed without commit() (an error, an exception) it removes the temporary
+// file, so a failed write (disk full) leaves the previous file, if any, as it was. The constructor
+// creates the temporary file (InputError naming the path if the directory is missing or not
+// writable).
 class AtomicOutput {
  public:
   explicit AtomicOutput(std::string path);
   ~AtomicOutput();
   hid_t file() const { return file_.get(); }
   const std::string& path() const { return path_; }
-  // Writes the file out (every write checked), then renames it into place. durable: also fsync the
+  // Closes the file (every write checked), then renames it into place. durable: also fsync the
   // file before the rename and its directory after, so a crash of the machine cannot leave the new
   // name pointing at data that never reached the disk. Throws WriteError naming path() and the
   // system's reason ("No space left on device", "File too large").
@@ -89,7 +92,7 @@ class AtomicOutput {
 
  private:
   std::string path_, tmp_;
-  int fd_ = -1;  // tmp_, open for writing
+  StreamStatus status_;  // the first failed write, recorded by the driver
   Handle file_;
   bool done_ = false;
 };

@@ -14,9 +14,13 @@
 
 namespace flowgauge::h5 {
 
+// An id can already be gone: AtomicOutput closes its file with H5F_CLOSE_STRONG, which closes every
+// object still open in it (closing it again would leave an entry on HDF5's error stack, a leak).
+static bool live(hid_t id) { return id >= 0 && H5Iis_valid(id) > 0; }
+
 Handle& Handle::operator=(Handle&& o) noexcept {
   if (this != &o) {
-    if (id_ >= 0 && close_) close_(id_);
+    if (live(id_) && close_) close_(id_);
     id_ = o.id_;
     close_ = o.close_;
     o.id_ = -1;
@@ -25,12 +29,12 @@ Handle& Handle::operator=(Handle&& o) noexcept {
 }
 
 Handle::~Handle() {
-  if (id_ >= 0 && close_) close_(id_);
+  if (live(id_) && close_) close_(id_);
 }
 
 herr_t Handle::close() {
   herr_t r = 0;
-  if (id_ >= 0 && close_) r = close_(id_);
+  if (live(id_) && close_) r = close_(id_);
   id_ = -1;
   return r;
 }

@@ -28,12 +28,14 @@ std::shared_ptr<const NoiseSource> brownian_path(const GaussianMixture& gm, cons
   return std::make_shared<BrownianTree>(gm.dim(), seed, lo, s.t_hi());
 }
 
-ReferencePath reference_path(Model& model, const Grid& grid, const MatrixXd& start, double rtol, double atol) {
+ReferencePath reference_path(Model& model, const Grid& grid, const MatrixXd& start, double rtol, double atol,
+                             const std::string& spill_dir) {
   ReferenceOptions o;
   o.rtol = rtol;
   o.atol = atol;
-  ReferencePair p = reference_with_error(model, grid, start, o);
-  return {std::move(p.primary.states), std::move(p.err_rms)};
+  PathStore store(start.rows(), start.cols(), static_cast<int>(grid.t.size()), spill_dir);
+  ReferencePair p = reference_with_error(model, grid, start, o, store);
+  return {std::move(store), std::move(p.err_rms)};
 }
 
 VectorXd lte_profile(const SolverAxis& sv, Model& model, const Grid& grid, const ReferencePath& ref) {
@@ -41,11 +43,11 @@ VectorXd lte_profile(const SolverAxis& sv, Model& model, const Grid& grid, const
   if (solver->traits().stochastic) solver->set_noise(brownian_path(model.mixture(), model.schedule(), 0));
   const int N = grid.steps();
   VectorXd lte = VectorXd::Constant(N, NAN);
-  MatrixXd X = ref.states[0];
+  MatrixXd X = ref.states.get(0), Xk(X.rows(), X.cols());
   solver->start(model, grid, X.cols());
   MatrixXd x0(X.rows(), X.cols()), eps(X.rows(), X.cols());
   for (int i = 0; i < N;) {
-    X = ref.states[i];
+    ref.states.get(i, X);
     int k = 1;
     if (i == N - 1 && grid.denoise_final) {
       model.predict(X, grid.t[i], x0, eps);
@@ -53,7 +55,8 @@ VectorXd lte_profile(const SolverAxis& sv, Model& model, const Grid& grid, const
     } else {
       k = solver->advance(model, grid, i, X);
     }
-    lte(i) = std::sqrt((X - ref.states[i + k]).colwise().squaredNorm().mean());
+    ref.states.get(i + k, Xk);
+    lte(i) = std::sqrt((X - Xk).colwise().squaredNorm().mean());
     i += k;
   }
   return lte;

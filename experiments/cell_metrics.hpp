@@ -5,18 +5,22 @@
 #include "experiments/config.hpp"
 #include "results/table.hpp"
 #include "solvers/brownian/noise.hpp"
+#include "solvers/reference/path_store.hpp"
 
 namespace flowgauge {
 
 struct ReferencePath {
-  std::vector<MatrixXd> states;         // at every grid time
+  PathStore states;                     // at every grid time
   std::vector<double> error_estimate;   // RMS over particles of the difference of two integrators
 };
 
 // The Brownian path of a cell's stochastic sampler over the schedule's [t_lo, t_hi], keyed by seed.
 std::shared_ptr<const NoiseSource> brownian_path(const GaussianMixture& gm, const Schedule& s, std::uint64_t seed);
 
-ReferencePath reference_path(Model& model, const Grid& grid, const MatrixXd& start, double rtol, double atol);
+// The states go to an unlinked file in `spill_dir` (empty: kept in memory), so a running cell holds
+// O(particles x d) of them whatever the step count.
+ReferencePath reference_path(Model& model, const Grid& grid, const MatrixXd& start, double rtol, double atol,
+                             const std::string& spill_dir = "");
 
 // Appends distribution columns (MMD^2, mean / covariance errors, mode weights, with standard
 // errors) of the final samples X against the exact distribution at the grid's last time.

@@ -337,10 +337,14 @@ Experiment parse_experiment(const std::string& text, const std::string& path, co
     e.curvature_steps = static_cast<int>(c.integer(*n, "curvature_steps", 8, std::min<long long>(100000, limits.max_steps)));
   if (const auto* n = root.get("reference")) {
     const auto& t = c.table(*n, "reference");
-    c.check_keys(t, "reference", {"rtol", "atol"});
+    c.check_keys(t, "reference", {"rtol", "atol", "spill_mb"});
     if (const auto* x = t.get("rtol")) e.ref_rtol = c.number(*x, "reference.rtol");
     if (const auto* x = t.get("atol")) e.ref_atol = c.number(*x, "reference.atol");
     if (!(e.ref_rtol > 0) || !(e.ref_atol > 0)) c.fail(n, "reference", "rtol and atol must be > 0");
+    if (const auto* x = t.get("spill_mb")) {
+      e.ref_spill_mb = c.number(*x, "reference.spill_mb");
+      if (!(e.ref_spill_mb >= 0)) c.fail(x, "reference.spill_mb", "must be >= 0");
+    }
   }
   e.metrics = {"error"};
   if (const auto* n = root.get("metrics")) {

@@ -41,7 +41,8 @@ std::mutex g_h5;
 // a group asked for again after that is recomputed, to the same numbers.
 class ReferenceCache {
  public:
-  explicit ReferenceCache(std::size_t idle_limit) : idle_limit_(idle_limit) {}
+  // Paths over e.ref_spill_mb go to unlinked files in `spill_dir`.
+  ReferenceCache(std::size_t idle_limit, std::string spill_dir) : idle_limit_(idle_limit), spill_dir_(std::move(spill_dir)) {}
 
   std::shared_ptr<const ReferencePath> get(const Experiment& e, const Cell& c, Model& model, const Grid& grid,
                                            const MatrixXd& start) {
@@ -64,7 +65,14 @@ class ReferenceCache {
     }
     if (compute) {
       try {
-        mine.set_value(std::make_shared<const ReferencePath>(reference_path(model, grid, start, e.ref_rtol, e.ref_atol)));
+        // States beyond reference.spill_mb go to an unlinked file: memory O(particles x d) per path.
+        const double mb = double(start.size()) * double(grid.t.size()) * sizeof(double) / (1 << 20);
+        const std::string dir = mb > e.ref_spill_mb ? spill_dir_ : std::string();
+        try {
+          mine.set_value(std::make_shared<const ReferencePath>(reference_path(model, grid, start, e.ref_rtol, e.ref_atol, dir)));
+        } catch (const PathStoreError& err) {
+          throw h5::WriteError(err.what());  // a full disk: reported (and resumable) like any failed write
+        }
       } catch (...) {
         mine.set_exception(std::current_exception());
       }
@@ -96,11 +104,12 @@ class ReferenceCache {
   std::mutex m_;
   std::map<std::string, Entry> cache_;
   std::size_t idle_limit_;
+  std::string spill_dir_;
   std::uint64_t clock_ = 0;
 };
 
-std::shared_ptr<ReferenceCache> new_reference_cache(std::size_t idle_limit) {
-  return std::make_shared<ReferenceCache>(idle_limit);
+std::shared_ptr<ReferenceCache> new_reference_cache(std::size_t idle_limit, const std::string& spill_dir) {
+  return std::make_shared<ReferenceCache>(idle_limit, spill_dir);
 }
 
 CellResult compute_cell(const Experiment& e, const Cell& c, ReferenceCache& refs) {
@@ -146,10 +155,12 @@ CellResult compute_cell(const Experiment& e, const Cell& c, ReferenceCache& refs
   VectorXd err_rms = VectorXd::Constant(N + 1, NAN), err_max = VectorXd::Constant(N + 1, NAN);
   std::string failure;
   int failed_at = -1;
+  MatrixXd R(X.rows(), X.cols());  // the reference at grid time i
   const auto t0 = std::chrono::steady_clock::now();
   const auto res = sample(*solver, model, grid, X, false, [&](int i, const ConstMatRef& Xi) {
     if (failed_at < 0 && !Xi.allFinite()) failed_at = i;
-    const auto norms = (Xi - ref->states[i]).colwise().norm();
+    ref->states.get(i, R);
+    const auto norms = (Xi - R).colwise().norm();
     err_rms(i) = std::sqrt(norms.squaredNorm() / double(Xi.cols()));
     err_max(i) = norms.maxCoeff();
   });
@@ -171,7 +182,10 @@ CellResult compute_cell(const Experiment& e, const Cell& c, ReferenceCache& refs
   r.arrays.emplace_back("error_max_t", err_max);
   r.arrays.emplace_back("reference_error_t",
                         Eigen::Map<const VectorXd>(ref->error_estimate.data(), static_cast<Eigen::Index>(ref->error_estimate.size())));
-  if (e.keep_per_particle) r.arrays.emplace_back("error_per_particle", (X - ref->states.back()).colwise().norm().transpose());
+  if (e.keep_per_particle) {
+    ref->states.get(N, R);
+    r.arrays.emplace_back("error_per_particle", (X - R).colwise().norm().transpose());
+  }
 
   if (e.wants("distribution")) distribution_metrics(e, gm, sch, grid, X, T);
   if (e.wants("lte")) r.arrays.emplace_back("lte_rms_t", lte_profile(sv, model, grid, *ref));
@@ -402,10 +416,12 @@ void write_main_locked(const Experiment& e, const Finished& done, const MainInfo
   for (const auto& [id, row] : done) append_rows(cells, row);  // ordered by cell id
   write_table(f, "cells", cells);
   write_table(f, "orders", fit_orders(cells));
-  h5::Handle arrays(H5Gcreate2(f, "cell_arrays", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
-  for (const auto& [id, row] : done) {  // one cell's arrays in memory at a time
-    h5::Handle g(H5Gcreate2(arrays.get(), fmt::format("{:06d}", id).c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
-    for (const auto& [k, v] : arrays_of(id)) h5::write_vector(g.get(), k, v);
+  {
+    h5::Handle arrays(H5Gcreate2(f, "cell_arrays", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
+    for (const auto& [id, row] : done) {  // one cell's arrays in memory at a time
+      h5::Handle g(H5Gcreate2(arrays.get(), fmt::format("{:06d}", id).c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
+      for (const auto& [k, v] : arrays_of(id)) h5::write_vector(g.get(), k, v);
+    }
   }
   if (extras.has_curvature) {
     write_table(f, "curvature", extras.curvature.table);
@@ -701,7 +717,7 @@ int Assigner::take(int who) {
 // ---- worker threads ----
 
 WorkerPool::WorkerPool(const Experiment& e, int threads, std::function<int(int)> next, std::function<void(int, Table&&)> finished)
-    : e_(e), next_(std::move(next)), finished_(std::move(finished)), refs_(new_reference_cache(static_cast<std::size_t>(threads))) {
+    : e_(e), next_(std::move(next)), finished_(std::move(finished)), refs_(new_reference_cache(static_cast<std::size_t>(threads), cells_dir(e))) {
   running_ = threads;
   for (int i = 0; i < threads; ++i) threads_.emplace_back([this, i] { work(i); });
 }

@@ -34,9 +34,10 @@ struct CellResult {
 // not grow with cells x steps.
 using Finished = std::map<int, Table>;
 
-// Reference paths shared by every solver of one (data, schedule, grid, steps, seed).
+// Reference paths shared by every solver of one (data, schedule, grid, steps, seed); the states of
+// a path over reference.spill_mb in an unlinked file in `spill_dir`.
 class ReferenceCache;
-std::shared_ptr<ReferenceCache> new_reference_cache(std::size_t idle_limit);
+std::shared_ptr<ReferenceCache> new_reference_cache(std::size_t idle_limit, const std::string& spill_dir);
 CellResult compute_cell(const Experiment& e, const Cell& c, ReferenceCache& refs);
 
 // <output>.cells/cell_<id>.h5, durable (fsync'd, renamed into place).

@@ -3,7 +3,9 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <fmt/format.h>
+#include <unistd.h>
 
 #include "analytics/errors.hpp"
 #include "analytics/gaussian_flow.hpp"
@@ -194,6 +196,68 @@ TEST(Reference, RejectsBadInput) {
   o.method = "rk45";
   EXPECT_THROW(reference_solve(model, g, MatrixXd::Zero(2, 3), o), InputError);
   EXPECT_THROW(reference_solve(model, g, MatrixXd::Zero(3, 3)), InputError);
+}
+
+// A sweep's reference path streamed to a PathStore on disk (the runner's route) holds bitwise the
+// states of the in-memory route, and its error estimate is bitwise the difference of the two
+// integrators solved separately and stored whole (the route before streaming).
+TEST(Reference, SpilledPathEqualsStoredSolves) {
+  namespace fs = std::filesystem;
+  const fs::path dir = fs::temp_directory_path() / fmt::format("flowgauge_pathstore_{}", ::getpid());
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  const auto gm = gmm8_2d();
+  const auto s = make_schedule("vp-linear");
+  Model model(gm, *s);
+  const Grid g = make_grid(*s, spec("logsnr", 40));
+  const MatrixXd x = gm.sample(s->alpha(g.t[0]), s->sigma(g.t[0]), 5, 48);
+  const auto mem = reference_with_error(model, g, x);
+  {
+    PathStore store(x.rows(), x.cols(), static_cast<int>(g.t.size()), dir.string());
+    ASSERT_TRUE(store.spilled());
+    const auto p = reference_with_error(model, g, x, {}, store);
+    EXPECT_TRUE(p.primary.states.empty());
+    EXPECT_TRUE(fs::is_empty(dir));  // unlinked: nothing left even if the process dies
+    MatrixXd got;
+    for (int i = 0; i < store.size(); ++i) {
+      store.get(i, got);
+      EXPECT_EQ(got, mem.primary.states[i]) << i;
+    }
+    EXPECT_EQ(p.err_rms, mem.err_rms);
+    EXPECT_EQ(p.err_max, mem.err_max);
+  }
+  ReferenceOptions o2;
+  o2.method = reference_partner(o2.method);
+  o2.rtol *= o2.check_tol_factor;
+  o2.atol *= o2.check_tol_factor;
+  const auto a = reference_solve(model, g, x);
+  const auto b = reference_solve(model, g, x, o2);
+  ASSERT_EQ(a.states.size(), g.t.size());
+  for (std::size_t i = 0; i < g.t.size(); ++i) {
+    EXPECT_EQ(a.states[i], mem.primary.states[i]) << i;
+    EXPECT_EQ(rms_error(a.states[i], b.states[i]), mem.err_rms[i]) << i;
+    EXPECT_EQ((a.states[i] - b.states[i]).cwiseAbs().maxCoeff(), mem.err_max[i]) << i;
+  }
+  fs::remove_all(dir);
+}
+
+TEST(PathStore, StridedStatesRoundTripAndErrorsNameTheDirectory) {
+  const MatrixXd big = MatrixXd::Random(5, 7);
+  for (const std::string& dir : {std::string(), std::filesystem::temp_directory_path().string()}) {
+    PathStore st(3, 4, 2, dir);
+    st.put(0, big.block(1, 2, 3, 4));  // outer stride 5, not 3
+    st.put(1, big.block(0, 0, 3, 4));
+    EXPECT_EQ(st.get(0), big.block(1, 2, 3, 4)) << dir;
+    EXPECT_EQ(st.get(1), big.block(0, 0, 3, 4)) << dir;
+    EXPECT_THROW(st.put(2, big.block(0, 0, 3, 4)), std::logic_error);
+    EXPECT_THROW(st.put(0, big), std::logic_error);
+  }
+  try {
+    PathStore st(3, 4, 2, "/nonexistent/flowgauge");
+    FAIL() << "no error";
+  } catch (const std::runtime_error& err) {
+    EXPECT_NE(std::string(err.what()).find("/nonexistent/flowgauge"), std::string::npos) << err.what();
+  }
 }
 
 }  // namespace

@@ -381,6 +381,8 @@ INSTANTIATE_TEST_SUITE_P(
         BadCase{"unknown_grid", "kind = \"logsnr\"", "kind = \"logsrn\"", "13:8", "grids[0].kind", "did you mean 'logsnr'"},
         BadCase{"zero_particles", "particles = 32", "particles = 0", "3:13", "particles", "0 is out of range"},
         BadCase{"zero_steps", "steps = [4, 8]", "steps = [4, 0]", "4:13", "steps", "0 is out of range"},
+        BadCase{"negative_spill", "particles = 32", "particles = 32\nreference = { spill_mb = -1 }", "4:26", "reference.spill_mb",
+                "must be >= 0"},
         BadCase{"negative_steps", "steps = [4, 8]", "steps = -3", "4:9", "steps", "-3 is out of range"},
         BadCase{"missing_required", "steps = [4, 8]\n", "", "1:1", "steps", "missing (required)"},
         BadCase{"missing_data_file", "g = { preset = \"gmm8-2d\" }", "g = { file = \"nope.toml\" }", "7:14", "data.g.file",
@@ -728,6 +730,28 @@ TEST_F(Runner, ThreadCountDoesNotChangeResults) {
     auto fa = h5::open_file(path("t1.h5.cells") + s), fb = h5::open_file(path("t2.h5.cells") + s);
     expect_same_table(read_table(fa.get(), "row"), read_table(fb.get(), "row"), {"wall_seconds"});
   }
+}
+
+// Reference paths kept in unlinked files (reference.spill_mb = 0: every path) give bitwise the
+// results of paths kept in memory, for the error profiles, the LTE profile and per-particle errors;
+// the plan (hash) is the same, and nothing is left in the cells directory but cell files.
+TEST_F(Runner, SpilledReferencePathsGiveTheSameResults) {
+  const std::string body = replace_all(kLists, "particles = 32\n", "particles = 32\nmetrics = [\"lte\"]\nkeep_per_particle = true\n") +
+                           "\n[[only]]\nsteps = [4, 8]\nseed = 1\ndata = \"one\"\n";
+  const auto mem = write("m.toml", body);
+  const auto disk = write("s.toml", replace_all(body, "seeds = [1, 7]\n", "seeds = [1, 7]\nreference = { spill_mb = 0 }\n"));
+  EXPECT_EQ(load_experiment(mem).plan_hash, load_experiment(disk).plan_hash);
+  auto r1 = run("run " + mem + " --output " + path("m.h5") + " --threads 2 --quiet");
+  ASSERT_EQ(r1.status, 0) << r1.output;
+  auto r2 = run("run " + disk + " --output " + path("s.h5") + " --threads 2 --quiet");
+  ASSERT_EQ(r2.status, 0) << r2.output;
+  const RunFile a = read_run(path("m.h5")), b = read_run(path("s.h5"));
+  ASSERT_EQ(a.cells.rows(), 8u * 2 * 2 * 2);  // solvers x schedules x grids x steps
+  expect_same_table(a.cells, b.cells, {"wall_seconds"});
+  EXPECT_TRUE(a.arrays == b.arrays);
+  EXPECT_TRUE(a.arrays.count("000000/lte_rms_t") && a.arrays.count("000000/error_per_particle"));
+  for (const auto& ent : fs::directory_iterator(path("s.h5.cells")))
+    EXPECT_EQ(ent.path().filename().string().rfind("cell_", 0), 0u) << ent.path();
 }
 
 // The curvature study's (data, schedule) pairs run on the worker threads, joined in plan order.

@@ -53,10 +53,10 @@ Coord interval_coord(const Schedule& s, const Grid& g, int i) {
 }
 
 // Integrates z over grid intervals [i0, i1) in one coordinate system, stepping exactly onto each
-// tau_{i+1}; stores x at every grid time reached. `dt` carries the step size between runs.
+// tau_{i+1}; hands x at every grid time reached to `sink` (and leaves the last one in `x`).
 template <class Controlled>
-void run(Controlled stepper, Model& model, const Grid& g, Coordinates cs, int i0, int i1, MatrixXd& z,
-         ReferenceResult& out, long max_steps) {
+void run(Controlled stepper, Model& model, const Grid& g, Coordinates cs, int i0, int i1, MatrixXd& z, MatrixXd& x,
+         ReferenceResult& out, const StateSink& sink, long max_steps) {
   const Schedule& s = *cs.s;
   RhsWork work{&model, cs, MatrixXd(z.rows(), z.cols()), MatrixXd(z.rows(), z.cols()),
                MatrixXd(z.rows(), z.cols())};
@@ -75,7 +75,8 @@ void run(Controlled stepper, Model& model, const Grid& g, Coordinates cs, int i0
                              fmt::format("reference: {} coordinates on interval {}", coord_name(cs.kind), i));
     out.steps = n.steps;
     out.rejected = n.rejected;
-    out.states[i + 1] = cs.scale(s.at(g.t[i + 1])) * z;
+    x.noalias() = cs.scale(s.at(g.t[i + 1])) * z;
+    sink(i + 1, x);
     out.tau[i + 1] = tau;
   }
 }
@@ -89,6 +90,15 @@ std::string reference_partner(const std::string& method) {
 }
 
 ReferenceResult reference_solve(Model& model, const Grid& grid, const MatrixXd& x_start, const ReferenceOptions& o) {
+  ReferenceResult out;
+  out.states.resize(grid.t.size());
+  ReferenceResult r = reference_solve(model, grid, x_start, o, [&](int i, const MatrixXd& x) { out.states[i] = x; });
+  r.states = std::move(out.states);
+  return r;
+}
+
+ReferenceResult reference_solve(Model& model, const Grid& grid, const MatrixXd& x_start, const ReferenceOptions& o,
+                                const StateSink& sink) {
   reference_partner(o.method);  // validates the name
   if (grid.t.size() < 2) throw InputError("reference: grid needs at least two times");
   if (x_start.rows() != model.dim())
@@ -97,23 +107,22 @@ ReferenceResult reference_solve(Model& model, const Grid& grid, const MatrixXd& 
   const Schedule& s = model.schedule();
   const int N = grid.steps();
   ReferenceResult out;
-  out.states.resize(N + 1);
   out.tau.assign(N + 1, 0.0);
-  out.states[0] = x_start;
+  sink(0, x_start);
   const long nfe0 = model.nfe();
 
-  MatrixXd z;
+  MatrixXd z, x = x_start;
   for (int i0 = 0; i0 < N;) {
     const Coord c = interval_coord(s, grid, i0);
     int i1 = i0 + 1;
     while (i1 < N && interval_coord(s, grid, i1) == c) ++i1;
     const Coordinates cs{c, &s};
-    z = out.states[i0] / cs.scale(s.at(grid.t[i0]));
+    z = x / cs.scale(s.at(grid.t[i0]));
     out.tau[i0] = cs.tau(grid.t[i0]);
     if (o.method == "dopri5")
-      run(odeint::make_controlled(o.atol, o.rtol, Dopri5()), model, grid, cs, i0, i1, z, out, o.max_steps);
+      run(odeint::make_controlled(o.atol, o.rtol, Dopri5()), model, grid, cs, i0, i1, z, x, out, sink, o.max_steps);
     else
-      run(odeint::make_controlled(o.atol, o.rtol, Rkf78()), model, grid, cs, i0, i1, z, out, o.max_steps);
+      run(odeint::make_controlled(o.atol, o.rtol, Rkf78()), model, grid, cs, i0, i1, z, x, out, sink, o.max_steps);
     i0 = i1;
   }
   out.nfe = model.nfe() - nfe0;
@@ -125,20 +134,29 @@ double rms_error(const ConstMatRef& A, const ConstMatRef& B) {
   return std::sqrt((A - B).colwise().squaredNorm().sum() / static_cast<double>(A.cols()));
 }
 
-ReferencePair reference_with_error(Model& model, const Grid& grid, const MatrixXd& x_start, const ReferenceOptions& opts) {
+ReferencePair reference_with_error(Model& model, const Grid& grid, const MatrixXd& x_start, const ReferenceOptions& opts,
+                                   PathStore& store) {
   ReferencePair p;
-  p.primary = reference_solve(model, grid, x_start, opts);
+  p.primary = reference_solve(model, grid, x_start, opts, [&](int i, const MatrixXd& x) { store.put(i, x); });
   ReferenceOptions o2 = opts;
   o2.method = reference_partner(opts.method);
   o2.rtol *= opts.check_tol_factor;
   o2.atol *= opts.check_tol_factor;
-  p.secondary = reference_solve(model, grid, x_start, o2);
-  for (std::size_t i = 0; i < p.primary.states.size(); ++i) {
-    const MatrixXd& a = p.primary.states[i];
-    const MatrixXd& b = p.secondary.states[i];
-    p.err_max.push_back(a.size() ? (a - b).cwiseAbs().maxCoeff() : 0.0);
-    p.err_rms.push_back(rms_error(a, b));
-  }
+  p.err_max.assign(grid.t.size(), 0.0);
+  p.err_rms.assign(grid.t.size(), 0.0);
+  MatrixXd a;
+  p.secondary = reference_solve(model, grid, x_start, o2, [&](int i, const MatrixXd& b) {
+    store.get(i, a);
+    p.err_max[i] = a.size() ? (a - b).cwiseAbs().maxCoeff() : 0.0;
+    p.err_rms[i] = rms_error(a, b);
+  });
+  return p;
+}
+
+ReferencePair reference_with_error(Model& model, const Grid& grid, const MatrixXd& x_start, const ReferenceOptions& opts) {
+  PathStore store(x_start.rows(), x_start.cols(), static_cast<int>(grid.t.size()));
+  ReferencePair p = reference_with_error(model, grid, x_start, opts, store);
+  p.primary.states = std::move(store).take_states();
   return p;
 }
 

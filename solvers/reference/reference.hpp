@@ -13,11 +13,13 @@
 //     collapses onto the support), and this module then returns whatever the evaluation gives.
 // The integrators step EXACTLY onto every grid time (the last step of each interval is shortened to
 // end on it; no dense-output interpolation) and the state is returned at every grid time.
+#include <functional>
 #include <string>
 #include <vector>
 
 #include "solvers/grid.hpp"
 #include "solvers/model.hpp"
+#include "solvers/reference/path_store.hpp"
 
 namespace flowgauge {
 
@@ -35,7 +37,7 @@ struct ReferenceOptions {
 };
 
 struct ReferenceResult {
-  std::vector<MatrixXd> states;  // x at every grid time (states[i] at grid.t[i]; states[0] = x_start)
+  std::vector<MatrixXd> states;  // x at every grid time (states[i] at grid.t[i]; states[0] = x_start); empty when streamed
   std::vector<double> tau;       // integration-time value each state was reached at (exactly the grid's)
   long nfe = 0;                  // model evaluations used
   long steps = 0;                // accepted steps
@@ -45,13 +47,17 @@ struct ReferenceResult {
 // Solve the PF-ODE from x_start at grid.t[0] through every grid time.
 ReferenceResult reference_solve(Model& model, const Grid& grid, const MatrixXd& x_start,
                                 const ReferenceOptions& opts = {});
+// The same, handing x at grid time i to `sink(i, x)` in order instead of storing it.
+using StateSink = std::function<void(int i, const MatrixXd& x)>;
+ReferenceResult reference_solve(Model& model, const Grid& grid, const MatrixXd& x_start, const ReferenceOptions& opts,
+                                const StateSink& sink);
 
 // The other integrator of the pair ("dopri5" <-> "rkf78").
 std::string reference_partner(const std::string& method);
 
 struct ReferencePair {
   ReferenceResult primary;    // opts.method
-  ReferenceResult secondary;  // reference_partner(opts.method) at tolerance x check_tol_factor
+  ReferenceResult secondary;  // reference_partner(opts.method) at tolerance x check_tol_factor (states not kept)
   // Estimated error of `primary` at every grid time, from the difference of the two integrators:
   std::vector<double> err_max;  // max_{i,j} |x_a - x_b|
   std::vector<double> err_rms;  // sqrt(mean_j |x_a(:,j) - x_b(:,j)|_2^2): per-particle RMS
@@ -61,6 +67,10 @@ struct ReferencePair {
 // Runs both integrators. A solver's measured error must never be compared below err_max / err_rms.
 ReferencePair reference_with_error(Model& model, const Grid& grid, const MatrixXd& x_start,
                                    const ReferenceOptions& opts = {});
+// The same, with the primary's states put in `store` (primary.states stays empty): memory O(d x N)
+// besides the store, whatever the number of grid times.
+ReferencePair reference_with_error(Model& model, const Grid& grid, const MatrixXd& x_start, const ReferenceOptions& opts,
+                                   PathStore& store);
 
 // Per-particle RMS of the Euclidean error: sqrt(mean_j |A(:,j) - B(:,j)|^2).
 double rms_error(const ConstMatRef& A, const ConstMatRef& B);

@@ -339,6 +339,28 @@ TEST_F(Faults, FileSizeLimitIsAClearErrorThatKeepsFinishedCellsAndResumes) {
   expect_identical(out, path("u.h5"));
 }
 
+// Reference paths spilled to disk (reference.spill_mb = 0) hit the limit first: the same clear error,
+// naming the cells directory, and a resume without the limit gives the uninterrupted result.
+TEST_F(Faults, FileSizeLimitOnASpilledReferencePathIsAClearError) {
+  const std::string body = replace_all(kMany, "seeds = [0, 1, 2]\n", "seeds = [0, 1, 2]\nreference = { spill_mb = 0 }\n") +
+                           "\n[[only]]\nsteps = 16\n";  // not sanitizer-scaled: 300 x 3 x 17 doubles = 122 kB a path
+  const auto file = write("spill.toml", body);
+  reference(file, path("u.h5"));
+  const std::string out = path("f.h5");
+  const auto r = run_with_file_size_limit({file, "--output", out, "--threads", "2"}, 64 << 10, path("f.log"));
+  EXPECT_EQ(r.status, 1) << r.output;
+  EXPECT_NE(r.output.find("flowgauge: error: " + out + ".cells: cannot write a reference-path file: File too large"),
+            std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("internal error"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("resume with:"), std::string::npos) << r.output;
+  EXPECT_TRUE(partials().empty()) << partials().front();
+  for (const auto& ent : fs::directory_iterator(out + ".cells"))  // the spill files are unlinked
+    EXPECT_EQ(ent.path().filename().string().rfind("cell_", 0), 0u) << ent.path();
+  const auto again = run("run " + file + " --output " + out + " --threads 2 --quiet");
+  ASSERT_EQ(again.status, 0) << again.output;
+  expect_identical(out, path("u.h5"));
+}
+
 TEST_F(Faults, FullTmpfsIsAClearErrorThatKeepsFinishedCellsAndResumes) {
   const auto file = write("many.toml", sanitizer_scaled(kMany));
   const std::size_t n = load_experiment(file).cells.size();

@@ -104,7 +104,8 @@ void add_run(CLI::App& app) {
                 "Run only static shard i of n (i/n, 0-based) into <output>.shard-i-of-n.h5; default in a SLURM job array: "
                 "its task (flowgauge merge joins the shards)");
   c->add_option("--rebuild-seconds", a->rebuild_seconds,
-                "Minimum seconds between rebuilds of the main file from the finished cells (0: after every cell)")
+                "Minimum seconds between rebuilds of the main file from the finished cells (0: after every cell; "
+                "otherwise also at least 9x the last rebuild's duration)")
       ->check(CLI::NonNegativeNumber);
   c->add_flag("--dry-run", a->dry_run, "Print the plan and stop");
   c->add_flag("--quiet", a->quiet, "No progress lines");

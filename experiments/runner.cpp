@@ -880,7 +880,7 @@ RunSummary run_experiment(const Experiment& e, const RunOptions& opt) {
   Assigner assigner(e, p.todo);
   std::mutex m;  // guards assigner, done, in_flight, progress
   std::size_t in_flight = 0;
-  auto last_rebuild = std::chrono::steady_clock::now();
+  RebuildClock rebuild(opt.rebuild_seconds);
   auto last_print = std::chrono::steady_clock::time_point{};
   const bool tty = isatty(STDERR_FILENO);
   std::size_t computed = 0;
@@ -918,9 +918,9 @@ RunSummary run_experiment(const Experiment& e, const RunOptions& opt) {
         --in_flight;
         ++computed;
         const auto now = std::chrono::steady_clock::now();
-        if (std::chrono::duration<double>(now - last_rebuild).count() >= opt.rebuild_seconds) {
+        if (rebuild.due()) {
           write_main(e, done, info, *p.extras);
-          last_rebuild = now;
+          rebuild.rebuilt(now);
         }
         if (tty || std::chrono::duration<double>(now - last_print).count() >= 1.0) {
           progress(false);

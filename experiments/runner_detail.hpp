@@ -2,6 +2,7 @@
 // The runner's parts shared by its four callers: the single process (runner.cpp), a static shard of
 // a job array (same path, a subset of cells), the MPI ranks (runner_mpi.cpp) and `flowgauge merge`.
 // Not a public interface: results/README.md documents the files, runner.hpp the entry points.
+#include <algorithm>
 #include <chrono>
 #include <exception>
 #include <condition_variable>
@@ -119,6 +120,27 @@ class WorkerPool {
   int running_ = 0;
   std::exception_ptr error_;
   std::vector<std::thread> threads_;
+};
+
+// When to rebuild the main file during a run: at most every `min_seconds` (0: after every cell),
+// and at most ~10 % of the run's time, since a rebuild reads every finished cell file (O(cells)).
+class RebuildClock {
+ public:
+  using clock = std::chrono::steady_clock;
+  explicit RebuildClock(double min_seconds) : min_(min_seconds), last_end_(clock::now()) {}
+  bool due() const {
+    if (min_ <= 0) return true;
+    return std::chrono::duration<double>(clock::now() - last_end_).count() >= std::max(min_, 9.0 * last_seconds_);
+  }
+  void rebuilt(clock::time_point started) {
+    last_end_ = clock::now();
+    last_seconds_ = std::chrono::duration<double>(last_end_ - started).count();
+  }
+
+ private:
+  double min_;
+  clock::time_point last_end_;
+  double last_seconds_ = 0;
 };
 
 // ---- interruption: SIGINT (Ctrl-C) and SIGTERM ----

@@ -120,7 +120,8 @@ RunSummary coordinate(const Session& s, const Experiment& e, const RunOptions& o
     if (tty) fmt::print(stderr, "\r{}{}", line, final ? "\n" : "");
     else fmt::print(stderr, "{}\n", line);
   };
-  auto last_rebuild = std::chrono::steady_clock::now(), last_print = last_rebuild;
+  RebuildClock rebuild(opt.rebuild_seconds);
+  auto last_print = std::chrono::steady_clock::now();
   std::size_t rebuilt_at = done.size();
   int active = s.size() - 1;
   Backoff backoff;
@@ -193,11 +194,11 @@ RunSummary coordinate(const Session& s, const Experiment& e, const RunOptions& o
       backoff.wait();
     }
     const auto now = std::chrono::steady_clock::now();
-    if (std::chrono::duration<double>(now - last_rebuild).count() >= opt.rebuild_seconds) {
+    if (rebuild.due()) {
       std::lock_guard<std::mutex> lock(m);
       if (done.size() != rebuilt_at) write_main(e, done, info, *p.extras);
       rebuilt_at = done.size();
-      last_rebuild = now;
+      rebuild.rebuilt(now);
     }
     if (std::chrono::duration<double>(now - last_print).count() >= 1.0) {
       progress(false);

@@ -22,6 +22,19 @@ int open_unlinked(const std::string& dir) {
   return fd2;
 }
 
+// pread / pwrite of all `bytes` at `off`, retried on EINTR and short counts; throws naming `dir`.
+template <class Io, class Buf>
+void transfer_all(Io io, int fd, Buf* p, std::size_t bytes, off_t off, const std::string& dir, const char* what) {
+  for (std::size_t done = 0; done < bytes;) {
+    const ssize_t n = io(fd, p + done, bytes - done, off + static_cast<off_t>(done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0)
+      throw PathStoreError(fmt::format("{}: cannot {} a reference-path file: {}", dir, what,
+                                       n < 0 ? std::strerror(errno) : "no bytes transferred (end of file)"));
+    done += static_cast<std::size_t>(n);
+  }
+}
+
 }  // namespace
 
 PathStore::PathStore(Eigen::Index rows, Eigen::Index cols, int count, const std::string& spill_dir)
@@ -65,16 +78,8 @@ void PathStore::put(int i, const ConstMatRef& x) {
   }
   const MatrixXd packed = x;  // once per grid time; Ref may have an outer stride
   const auto bytes = static_cast<std::size_t>(packed.size()) * sizeof(double);
-  const auto* p = reinterpret_cast<const char*>(packed.data());
-  off_t off = static_cast<off_t>(i) * static_cast<off_t>(bytes);
-  for (std::size_t done = 0; done < bytes;) {
-    const ssize_t n = ::pwrite(fd_, p + done, bytes - done, off + static_cast<off_t>(done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0)
-      throw PathStoreError(fmt::format("{}: cannot write a reference-path file: {}", dir_,
-                                           n < 0 ? std::strerror(errno) : "short write"));
-    done += static_cast<std::size_t>(n);
-  }
+  transfer_all(::pwrite, fd_, reinterpret_cast<const char*>(packed.data()), bytes, static_cast<off_t>(i) * static_cast<off_t>(bytes),
+               dir_, "write");
 }
 
 void PathStore::get(int i, MatrixXd& out) const {
@@ -85,16 +90,8 @@ void PathStore::get(int i, MatrixXd& out) const {
   }
   if (out.rows() != rows_ || out.cols() != cols_) out.resize(rows_, cols_);
   const auto bytes = static_cast<std::size_t>(out.size()) * sizeof(double);
-  auto* p = reinterpret_cast<char*>(out.data());
-  off_t off = static_cast<off_t>(i) * static_cast<off_t>(bytes);
-  for (std::size_t done = 0; done < bytes;) {
-    const ssize_t n = ::pread(fd_, p + done, bytes - done, off + static_cast<off_t>(done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0)
-      throw PathStoreError(fmt::format("{}: cannot read a reference-path file: {}", dir_,
-                                           n < 0 ? std::strerror(errno) : "unexpected end of file"));
-    done += static_cast<std::size_t>(n);
-  }
+  transfer_all(::pread, fd_, reinterpret_cast<char*>(out.data()), bytes, static_cast<off_t>(i) * static_cast<off_t>(bytes), dir_,
+               "read");
 }
 
 std::vector<MatrixXd> PathStore::take_states() && {

@@ -155,11 +155,12 @@ CellResult compute_cell(const Experiment& e, const Cell& c, ReferenceCache& refs
   VectorXd err_rms = VectorXd::Constant(N + 1, NAN), err_max = VectorXd::Constant(N + 1, NAN);
   std::string failure;
   int failed_at = -1;
-  MatrixXd R;  // the reference at grid time i, when read from a spill file
+  MatrixXd R(X.rows(), X.cols());  // the reference at grid time i
   const auto t0 = std::chrono::steady_clock::now();
   const auto res = sample(*solver, model, grid, X, false, [&](int i, const ConstMatRef& Xi) {
     if (failed_at < 0 && !Xi.allFinite()) failed_at = i;
-    const auto norms = (Xi - ref->states.view(i, R)).colwise().norm();
+    ref->states.get(i, R);
+    const auto norms = (Xi - R).colwise().norm();
     err_rms(i) = std::sqrt(norms.squaredNorm() / double(Xi.cols()));
     err_max(i) = norms.maxCoeff();
   });
@@ -182,7 +183,8 @@ CellResult compute_cell(const Experiment& e, const Cell& c, ReferenceCache& refs
   r.arrays.emplace_back("reference_error_t",
                         Eigen::Map<const VectorXd>(ref->error_estimate.data(), static_cast<Eigen::Index>(ref->error_estimate.size())));
   if (e.keep_per_particle) {
-    r.arrays.emplace_back("error_per_particle", (X - ref->states.view(N, R)).colwise().norm().transpose());
+    ref->states.get(N, R);
+    r.arrays.emplace_back("error_per_particle", (X - R).colwise().norm().transpose());
   }
 
   if (e.wants("distribution")) distribution_metrics(e, gm, sch, grid, X, T);

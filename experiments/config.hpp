@@ -49,7 +49,7 @@ struct Experiment {
   std::vector<std::string> metrics;  // error (always), distribution, curvature, lte
   double mmd_bandwidth = 0;          // 0: default rule (analytics/metrics/mmd.hpp)
   double ref_rtol = 1e-11, ref_atol = 1e-11;
-  double ref_spill_mb = 16;          // reference paths larger than this go to an unlinked file (not in the plan hash)
+  double ref_spill_mb = 1;           // reference paths larger than this go to an unlinked file (not in the plan hash)
   bool keep_per_particle = false;
   int curvature_steps = 400;
   std::vector<DataAxis> data;

@@ -274,7 +274,7 @@ CellArrays cell_file_arrays(const Experiment& e, int id) {
   return read_arrays(g.get(), path);
 }
 
-// Finished cells in <output>.cells/; removes files half-written by dead processes.
+// Finished cells in <output>.cells/.
 Finished load_cells(const Experiment& e, const std::vector<char>& in_scope) {
   Finished done;
   std::lock_guard<std::mutex> lock(g_h5);
@@ -282,21 +282,29 @@ Finished load_cells(const Experiment& e, const std::vector<char>& in_scope) {
   if (!fs::exists(dir)) return done;
   for (const auto& ent : fs::directory_iterator(dir)) {
     const auto name = ent.path().filename().string();
-    if (name.find(".partial-") != std::string::npos) {  // a cell in flight when a run died (not one running now)
-      if (stale_partial(ent.path())) fs::remove(ent.path());
-      continue;
-    }
+    if (name.find(".partial-") != std::string::npos) continue;  // half-written: remove_stale_partials
     if (name.rfind("cell_", 0) != 0 || ent.path().extension() != ".h5") continue;
     const int id = std::stoi(name.substr(5, 6));
     Table r = read_cell(e, id, ent.path().string());
     if (!in_scope[id])
       throw InputError(fmt::format("{}: cell {} does not belong to this run's cells (another shard's?); delete {} to start over",
                                    ent.path().string(), id, dir));
-    done.emplace(id, std::move(r));
+    done.emplace(id, r);
   }
   return done;
 }
 }  // namespace
+
+void remove_stale_partials(const Experiment& e) {
+  std::error_code ec;
+  const auto out = fs::path(e.output);
+  const auto parent = out.parent_path().empty() ? fs::path(".") : out.parent_path();
+  for (const auto& ent : fs::directory_iterator(parent, ec))  // the main file's
+    if (ent.path().filename().string().rfind(out.filename().string() + ".partial-", 0) == 0 && stale_partial(ent.path()))
+      fs::remove(ent.path(), ec);
+  for (const auto& ent : fs::directory_iterator(cells_dir(e), ec))  // the cells'
+    if (stale_partial(ent.path())) fs::remove(ent.path(), ec);
+}
 
 Table load_cell(const Experiment& e, int id) {
   std::lock_guard<std::mutex> lock(g_h5);
@@ -412,13 +420,14 @@ void write_main_locked(const Experiment& e, const Finished& done, const MainInfo
     h5::write_attr(f, "shard", fmt::format("{}/{}", info.shard, info.shards));
     h5::write_attr(f, "shard_cells", static_cast<long long>(info.scope));
   }
-  Table cells;
-  for (const auto& [id, row] : done) append_rows(cells, row);  // ordered by cell id
-  write_table(f, "cells", cells);
-  write_table(f, "orders", fit_orders(cells));
+  {
+    const Table cells = done.table();  // ordered by cell id
+    write_table(f, "cells", cells);
+    write_table(f, "orders", fit_orders(cells));
+  }
   {
     h5::Handle arrays(H5Gcreate2(f, "cell_arrays", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
-    for (const auto& [id, row] : done) {  // one cell's arrays in memory at a time
+    for (const int id : done.ids()) {  // one cell's arrays in memory at a time
       h5::Handle g(H5Gcreate2(arrays.get(), fmt::format("{:06d}", id).c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
       for (const auto& [k, v] : arrays_of(id)) h5::write_vector(g.get(), k, v);
     }
@@ -611,12 +620,40 @@ int resolve_threads(const Experiment& e, const RunOptions& opt) {
   return std::max(1, threads);
 }
 
-std::size_t count_failed(const Finished& done) {
-  std::size_t n = 0;
-  for (const auto& [id, row] : done)
-    if (std::get<std::vector<std::string>>(row.columns[std::find(row.names.begin(), row.names.end(), "status") - row.names.begin()])[0] != "ok")
-      ++n;
-  return n;
+bool Finished::emplace(int id, const Table& row) {
+  if (row.rows() != 1) throw std::logic_error("Finished::emplace: expected one row");
+  if (!index_.emplace(id, rows_.rows()).second) return false;
+  const bool first = rows_.names.empty();
+  append_rows(rows_, row);
+  const auto n = index_.size();
+  const bool aligned = std::all_of(rows_.columns.begin(), rows_.columns.end(),
+                                   [&](const auto& c) { return std::visit([](const auto& v) { return v.size(); }, c) == n; });
+  if (!first && (rows_.names.size() != row.names.size() || !aligned))
+    throw std::logic_error(fmt::format("Finished::emplace: cell {} has other columns than the cells before it", id));
+  return true;
+}
+
+std::vector<int> Finished::ids() const {
+  std::vector<int> out;
+  out.reserve(index_.size());
+  for (const auto& [id, r] : index_) out.push_back(id);
+  return out;
+}
+
+Table Finished::table() const {
+  std::vector<std::size_t> order;
+  order.reserve(index_.size());
+  for (const auto& [id, r] : index_) order.push_back(r);
+  return select_rows(rows_, order);
+}
+
+Table Finished::row(int id) const { return select_row(rows_, index_.at(id)); }
+
+std::size_t Finished::failed() const {
+  if (index_.empty()) return 0;
+  const auto it = std::find(rows_.names.begin(), rows_.names.end(), "status");
+  const auto& status = std::get<std::vector<std::string>>(rows_.columns[static_cast<std::size_t>(it - rows_.names.begin())]);
+  return static_cast<std::size_t>(std::count_if(status.begin(), status.end(), [](const auto& v) { return v != "ok"; }));
 }
 
 // ---- splitting the plan ----
@@ -807,14 +844,7 @@ Prepared prepare(const Experiment& e, const std::vector<int>& scope, int threads
       throw InputError(fmt::format("{}: cannot create the output directory (not writable?)", cells_dir(e)));
   }
   p.lock = std::make_unique<OutputLock>(e.output);  // before anything is removed or written
-  {  // a main file half-written when a run died
-    const auto out = fs::path(e.output);
-    const auto parent = out.parent_path().empty() ? fs::path(".") : out.parent_path();
-    std::error_code ec;
-    for (const auto& ent : fs::directory_iterator(parent, ec))
-      if (ent.path().filename().string().rfind(out.filename().string() + ".partial-", 0) == 0 && stale_partial(ent.path()))
-        fs::remove(ent.path(), ec);
-  }
+  remove_stale_partials(e);
   std::vector<char> in_scope(e.cells.size(), 0);
   for (int id : scope) in_scope[id] = 1;
   p.done = load_cells(e, in_scope);
@@ -914,7 +944,7 @@ RunSummary run_experiment(const Experiment& e, const RunOptions& opt) {
       },
       [&](int id, Table&& row) {
         std::lock_guard<std::mutex> lock(m);
-        done.emplace(id, std::move(row));
+        done.emplace(id, row);
         --in_flight;
         ++computed;
         const auto now = std::chrono::steady_clock::now();
@@ -957,12 +987,13 @@ RunSummary run_experiment(const Experiment& e, const RunOptions& opt) {
   } catch (const h5::WriteError& err) {
     throw out_of_space(err, false);
   }
+  if (info.complete) remove_stale_partials(e);  // also those of processes that were still dying when the run started
   progress(true);
   if (sig)
     fmt::print(stderr, "flowgauge run: stopped by {}: {}\n", signal_name(sig),
                kept_and_resume(e, done.size(), scope.size(), opt, true, ""));
   sum.computed = computed;
-  sum.failed = count_failed(done);
+  sum.failed = done.failed();
   sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
   sum.signal = sig;
   return sum;
@@ -1014,7 +1045,7 @@ MergeInput read_merge_input(const std::string& path) {
     const std::string g = fmt::format("cell_arrays/{:06d}", ids[r]);
     if (H5Lexists(f.get(), "cell_arrays", H5P_DEFAULT) <= 0 || H5Lexists(f.get(), g.c_str(), H5P_DEFAULT) <= 0)
       throw InputError(fmt::format("{}: cell {} has no {}", path, ids[r], g));
-    if (!in.cells.emplace(static_cast<int>(ids[r]), select_row(cells, r)).second)
+    if (!in.cells.emplace(static_cast<int>(ids[r]), select_row(cells, r)))
       throw InputError(fmt::format("{}: cell {} appears twice", path, ids[r]));
   }
   return in;
@@ -1056,7 +1087,7 @@ MergeSummary merge_runs(const std::string& output, const std::vector<std::string
     // Every cell exactly once.
     std::map<int, std::vector<std::string>> where;
     for (const auto& in : ins)
-      for (const auto& [id, r] : in.cells) {
+      for (const int id : in.cells.ids()) {
         if (id < 0 || id >= int(e.cells.size())) problems.push_back(fmt::format("{}: cell {} is not in the plan", in.path, id));
         where[id].push_back(in.path);
       }
@@ -1103,11 +1134,13 @@ MergeSummary merge_runs(const std::string& output, const std::vector<std::string
 
   Finished done;
   std::map<int, std::size_t> source;  // cell id -> input
-  for (std::size_t i = 0; i < ins.size(); ++i)
-    for (auto& [id, row] : ins[i].cells) {
-      done.emplace(id, std::move(row));
+  for (std::size_t i = 0; i < ins.size(); ++i) {
+    for (const int id : ins[i].cells.ids()) {
+      done.emplace(id, ins[i].cells.row(id));
       source[id] = i;
     }
+    ins[i].cells = Finished();
+  }
   const auto parent = fs::path(output).parent_path();
   std::error_code ec;
   if (!parent.empty()) fs::create_directories(parent, ec);

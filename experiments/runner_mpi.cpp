@@ -93,7 +93,7 @@ RunSummary coordinate(const Session& s, const Experiment& e, const RunOptions& o
       },
       [&](int id, Table&& row) {
         std::lock_guard<std::mutex> lock(m);
-        done.emplace(id, std::move(row));
+        done.emplace(id, row);
         ++computed;
         ++per_rank[0];
       });
@@ -104,7 +104,7 @@ RunSummary coordinate(const Session& s, const Experiment& e, const RunOptions& o
     for (int i = 0; i < n; ++i) {
       Table r = load_cell(e, ids[i]);  // written durably by that rank before it told us
       std::lock_guard<std::mutex> lock(m);
-      done.emplace(ids[i], std::move(r));
+      done.emplace(ids[i], r);
       ++computed;
       ++per_rank[static_cast<std::size_t>(rank)];
     }
@@ -236,6 +236,7 @@ RunSummary coordinate(const Session& s, const Experiment& e, const RunOptions& o
   const int sig = interrupted();
   info.complete = done.size() == scope.size();
   write_main(e, done, info, *p.extras);
+  if (info.complete) remove_stale_partials(e);  // also those of processes that were still dying when the run started
   progress(true);
   if (sig)
     fmt::print(stderr, "flowgauge run: stopped by {}: {}\n", signal_name(sig),
@@ -243,7 +244,7 @@ RunSummary coordinate(const Session& s, const Experiment& e, const RunOptions& o
   sum.signal = sig;
   if (!opt.quiet) fmt::print(stderr, "flowgauge run: cells computed per rank: {}\n", fmt::join(per_rank, ", "));
   sum.computed = computed;
-  sum.failed = count_failed(done);
+  sum.failed = done.failed();
   sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t_start).count();
   return sum;
 }

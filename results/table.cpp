@@ -100,12 +100,19 @@ void append_rows(Table& dst, const Table& src) {
   }
 }
 
-Table select_row(const Table& t, std::size_t r) {
+Table select_rows(const Table& t, const std::vector<std::size_t>& rows) {
   Table out;
   for (std::size_t i = 0; i < t.names.size(); ++i)
-    std::visit([&](const auto& v) { out.col<typename std::decay_t<decltype(v)>::value_type>(t.names[i]).push_back(v.at(r)); },
-               t.columns[i]);
+    std::visit(
+        [&](const auto& v) {
+          auto& o = out.col<typename std::decay_t<decltype(v)>::value_type>(t.names[i]);
+          o.reserve(rows.size());
+          for (const auto r : rows) o.push_back(v.at(r));
+        },
+        t.columns[i]);
   return out;
 }
+
+Table select_row(const Table& t, std::size_t r) { return select_rows(t, {r}); }
 
 }  // namespace flowgauge

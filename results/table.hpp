@@ -28,7 +28,8 @@ void write_table(hid_t loc, const std::string& group, const Table& t);
 Table read_table(hid_t loc, const std::string& group);  // inverse of write_table
 // Appends the rows of `src` to `dst` (same columns, same types; dst may be empty).
 void append_rows(Table& dst, const Table& src);
-// Row r of `t` as a one-row table (same columns, same order).
+// Rows `rows` of `t`, in that order (same columns, same order).
+Table select_rows(const Table& t, const std::vector<std::size_t>& rows);
 Table select_row(const Table& t, std::size_t r);
 
 }  // namespace flowgauge

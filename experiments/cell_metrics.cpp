@@ -43,7 +43,7 @@ VectorXd lte_profile(const SolverAxis& sv, Model& model, const Grid& grid, const
   if (solver->traits().stochastic) solver->set_noise(brownian_path(model.mixture(), model.schedule(), 0));
   const int N = grid.steps();
   VectorXd lte = VectorXd::Constant(N, NAN);
-  MatrixXd X = ref.states.get(0), Xk(X.rows(), X.cols());
+  MatrixXd X = ref.states.get(0), Xk;  // Xk: a state read from a spill file
   solver->start(model, grid, X.cols());
   MatrixXd x0(X.rows(), X.cols()), eps(X.rows(), X.cols());
   for (int i = 0; i < N;) {
@@ -55,8 +55,7 @@ VectorXd lte_profile(const SolverAxis& sv, Model& model, const Grid& grid, const
     } else {
       k = solver->advance(model, grid, i, X);
     }
-    ref.states.get(i + k, Xk);
-    lte(i) = std::sqrt((X - Xk).colwise().squaredNorm().mean());
+    lte(i) = std::sqrt((X - ref.states.view(i + k, Xk)).colwise().squaredNorm().mean());
     i += k;
   }
   return lte;

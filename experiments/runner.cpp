@@ -155,12 +155,11 @@ CellResult compute_cell(const Experiment& e, const Cell& c, ReferenceCache& refs
   VectorXd err_rms = VectorXd::Constant(N + 1, NAN), err_max = VectorXd::Constant(N + 1, NAN);
   std::string failure;
   int failed_at = -1;
-  MatrixXd R(X.rows(), X.cols());  // the reference at grid time i
+  MatrixXd R;  // the reference at grid time i, when read from a spill file
   const auto t0 = std::chrono::steady_clock::now();
   const auto res = sample(*solver, model, grid, X, false, [&](int i, const ConstMatRef& Xi) {
     if (failed_at < 0 && !Xi.allFinite()) failed_at = i;
-    ref->states.get(i, R);
-    const auto norms = (Xi - R).colwise().norm();
+    const auto norms = (Xi - ref->states.view(i, R)).colwise().norm();
     err_rms(i) = std::sqrt(norms.squaredNorm() / double(Xi.cols()));
     err_max(i) = norms.maxCoeff();
   });
@@ -183,8 +182,7 @@ CellResult compute_cell(const Experiment& e, const Cell& c, ReferenceCache& refs
   r.arrays.emplace_back("reference_error_t",
                         Eigen::Map<const VectorXd>(ref->error_estimate.data(), static_cast<Eigen::Index>(ref->error_estimate.size())));
   if (e.keep_per_particle) {
-    ref->states.get(N, R);
-    r.arrays.emplace_back("error_per_particle", (X - R).colwise().norm().transpose());
+    r.arrays.emplace_back("error_per_particle", (X - ref->states.view(N, R)).colwise().norm().transpose());
   }
 
   if (e.wants("distribution")) distribution_metrics(e, gm, sch, grid, X, T);

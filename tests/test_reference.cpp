@@ -249,6 +249,9 @@ TEST(PathStore, StridedStatesRoundTripAndErrorsNameTheDirectory) {
     st.put(1, big.block(0, 0, 3, 4));
     EXPECT_EQ(st.get(0), big.block(1, 2, 3, 4)) << dir;
     EXPECT_EQ(st.get(1), big.block(0, 0, 3, 4)) << dir;
+    MatrixXd buf;
+    EXPECT_EQ(st.view(0, buf), big.block(1, 2, 3, 4)) << dir;
+    EXPECT_EQ(&st.view(1, buf) == &buf, st.spilled()) << dir;  // no copy in memory
     EXPECT_THROW(st.put(2, big.block(0, 0, 3, 4)), std::logic_error);
     EXPECT_THROW(st.put(0, big), std::logic_error);
   }

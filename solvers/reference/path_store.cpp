@@ -94,6 +94,12 @@ void PathStore::get(int i, MatrixXd& out) const {
                "read");
 }
 
+const MatrixXd& PathStore::view(int i, MatrixXd& buf) const {
+  if (fd_ < 0 && i >= 0 && i < count_) return mem_[i];
+  get(i, buf);
+  return buf;
+}
+
 std::vector<MatrixXd> PathStore::take_states() && {
   if (fd_ >= 0) throw std::logic_error("PathStore::take_states: the store is spilled to disk");
   return std::move(mem_);

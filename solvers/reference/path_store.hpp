@@ -31,6 +31,8 @@ class PathStore {
   // Safe from several threads at once once every state is put.
   void get(int i, MatrixXd& out) const;
   MatrixXd get(int i) const;
+  // State i without a copy when in memory; else read into `buf`, which is returned.
+  const MatrixXd& view(int i, MatrixXd& buf) const;
 
   // In-memory store only: its states, moved out.
   std::vector<MatrixXd> take_states() &&;

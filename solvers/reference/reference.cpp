@@ -146,9 +146,9 @@ ReferencePair reference_with_error(Model& model, const Grid& grid, const MatrixX
   p.err_rms.assign(grid.t.size(), 0.0);
   MatrixXd a;
   p.secondary = reference_solve(model, grid, x_start, o2, [&](int i, const MatrixXd& b) {
-    store.get(i, a);
-    p.err_max[i] = a.size() ? (a - b).cwiseAbs().maxCoeff() : 0.0;
-    p.err_rms[i] = rms_error(a, b);
+    const MatrixXd& ai = store.view(i, a);
+    p.err_max[i] = ai.size() ? (ai - b).cwiseAbs().maxCoeff() : 0.0;
+    p.err_rms[i] = rms_error(ai, b);
   });
   return p;
 }

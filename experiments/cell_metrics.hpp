@@ -62,7 +62,7 @@ void exact_law_metrics(const GaussianMixture& gm, const Schedule& s, const Grid&
 // Order fits of the stochastic error columns for one /orders group (the cells' rows `rows`), appended
 // to the group's row of `orders`: strong_{order,r2,points,fit_floor} (from `strong`, fit floor 4 x the largest strong_ref_floor),
 // strong_exact_* (likewise), weak_* (from `w2_exact`, points above 1e-6). Columns only when the cells
-// have them.
+// have them. The columns read are listed in runner.cpp (kOrderColumns).
 void stochastic_order_fits(const Table& cells, const std::vector<std::size_t>& rows, Table& orders);
 
 // Geometry of exact PF-ODE paths per (data, schedule, coordinates): a fine logsnr-grid reference

@@ -349,6 +349,11 @@ std::shared_ptr<const Extras> compute_extras(const Experiment& e, int threads) {
 
 // ---- the main output file, rebuilt from finished cells ----
 namespace {
+// The columns fit_orders reads (stochastic_order_fits' among them, where present).
+const std::vector<std::string> kOrderColumns = {"data", "schedule", "solver", "grid", "seed", "steps", "declared_order", "error_rms",
+                                                "reference_error", "strong", "strong_ref_floor", "strong_exact", "strong_exact_floor",
+                                                "w2_exact"};
+
 Table fit_orders(const Table& cells) {
   Table o;
   const auto n = cells.rows();
@@ -418,11 +423,8 @@ void write_main_locked(const Experiment& e, const Finished& done, const MainInfo
     h5::write_attr(f, "shard", fmt::format("{}/{}", info.shard, info.shards));
     h5::write_attr(f, "shard_cells", static_cast<long long>(info.scope));
   }
-  {
-    const Table cells = done.table();  // ordered by cell id
-    write_table(f, "cells", cells);
-    write_table(f, "orders", fit_orders(cells));
-  }
+  done.write(f, "cells");  // ordered by cell id
+  write_table(f, "orders", fit_orders(done.table(kOrderColumns)));
   {
     h5::Handle arrays(H5Gcreate2(f, "cell_arrays", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
     for (const int id : done.ids()) {  // one cell's arrays in memory at a time
@@ -620,14 +622,29 @@ int resolve_threads(const Experiment& e, const RunOptions& opt) {
 
 bool Finished::emplace(int id, const Table& row) {
   if (row.rows() != 1) throw std::logic_error("Finished::emplace: expected one row");
-  if (!index_.emplace(id, rows_.rows()).second) return false;
-  const bool first = rows_.names.empty();
-  append_rows(rows_, row);
-  const auto n = index_.size();
-  const bool aligned = std::all_of(rows_.columns.begin(), rows_.columns.end(),
-                                   [&](const auto& c) { return std::visit([](const auto& v) { return v.size(); }, c) == n; });
-  if (!first && (rows_.names.size() != row.names.size() || !aligned))
-    throw std::logic_error(fmt::format("Finished::emplace: cell {} has other columns than the cells before it", id));
+  if (index_.count(id)) return false;
+  if (cols_.empty())
+    for (std::size_t k = 0; k < row.names.size(); ++k) cols_.push_back({.name = row.names[k], .type = row.columns[k].index()});
+  // the same columns as before, checked before anything is added
+  std::vector<std::size_t> at(row.names.size());
+  for (std::size_t k = 0; k < row.names.size(); ++k) {
+    const auto it = std::find_if(cols_.begin(), cols_.end(), [&](const Column& c) { return c.name == row.names[k]; });
+    if (it == cols_.end() || it->type != row.columns[k].index() || row.names.size() != cols_.size())
+      throw std::logic_error(fmt::format("Finished::emplace: cell {} has other columns than the cells before it", id));
+    at[k] = static_cast<std::size_t>(it - cols_.begin());
+  }
+  for (std::size_t k = 0; k < row.names.size(); ++k) {
+    Column& c = cols_[at[k]];
+    if (const auto* v = std::get_if<std::vector<double>>(&row.columns[k])) c.d.push_back(v->front());
+    else if (const auto* v = std::get_if<std::vector<long long>>(&row.columns[k])) c.i.push_back(v->front());
+    else {
+      const auto& str = std::get<std::vector<std::string>>(row.columns[k]).front();
+      const auto [it, fresh] = c.lookup.emplace(str, static_cast<std::uint32_t>(c.dict.size()));
+      if (fresh) c.dict.push_back(str);
+      c.code.push_back(it->second);
+    }
+  }
+  index_.emplace(id, index_.size());
   return true;
 }
 
@@ -638,20 +655,58 @@ std::vector<int> Finished::ids() const {
   return out;
 }
 
-Table Finished::table() const {
-  std::vector<std::size_t> order;
-  order.reserve(index_.size());
-  for (const auto& [id, r] : index_) order.push_back(r);
-  return select_rows(rows_, order);
+std::vector<std::size_t> Finished::by_id() const {
+  std::vector<std::size_t> out;
+  out.reserve(index_.size());
+  for (const auto& [id, r] : index_) out.push_back(r);
+  return out;
 }
 
-Table Finished::row(int id) const { return select_row(rows_, index_.at(id)); }
+Table::Column Finished::take(const Column& c, const std::vector<std::size_t>& rows) const {
+  auto pick = [&](const auto& v) {
+    std::vector<std::decay_t<decltype(v[0])>> out;
+    out.reserve(rows.size());
+    for (const auto r : rows) out.push_back(v[r]);
+    return out;
+  };
+  if (c.type == 0) return pick(c.d);
+  if (c.type == 1) return pick(c.i);
+  std::vector<std::string> out;
+  out.reserve(rows.size());
+  for (const auto r : rows) out.push_back(c.dict[c.code[r]]);
+  return out;
+}
+
+Table Finished::table(const std::vector<std::string>& only) const {
+  const auto rows = by_id();
+  Table t;
+  for (const auto& c : cols_)
+    if (only.empty() || std::find(only.begin(), only.end(), c.name) != only.end()) {
+      t.names.push_back(c.name);
+      t.columns.push_back(take(c, rows));
+    }
+  return t;
+}
+
+void Finished::write(hid_t loc, const std::string& group) const {
+  const auto g = create_table_group(loc, group);
+  const auto rows = by_id();
+  for (const auto& c : cols_) write_column(g.get(), group, c.name, take(c, rows));
+}
+
+Table Finished::row(int id) const {
+  Table t;
+  for (const auto& c : cols_) {
+    t.names.push_back(c.name);
+    t.columns.push_back(take(c, {index_.at(id)}));
+  }
+  return t;
+}
 
 std::size_t Finished::failed() const {
-  if (index_.empty()) return 0;
-  const auto it = std::find(rows_.names.begin(), rows_.names.end(), "status");
-  const auto& status = std::get<std::vector<std::string>>(rows_.columns[static_cast<std::size_t>(it - rows_.names.begin())]);
-  return static_cast<std::size_t>(std::count_if(status.begin(), status.end(), [](const auto& v) { return v != "ok"; }));
+  const auto it = std::find_if(cols_.begin(), cols_.end(), [](const Column& c) { return c.name == "status"; });
+  if (it == cols_.end()) return 0;
+  return static_cast<std::size_t>(std::count_if(it->code.begin(), it->code.end(), [&](auto k) { return it->dict[k] != "ok"; }));
 }
 
 // ---- splitting the plan ----

@@ -3,6 +3,8 @@
 // (results/README.md: pandas.DataFrame({k: f[group][k][()] for k in f[group]})).
 #include <hdf5.h>
 
+#include "results/h5.hpp"
+
 #include <string>
 #include <variant>
 #include <vector>
@@ -25,6 +27,9 @@ struct Table {
 };
 
 void write_table(hid_t loc, const std::string& group, const Table& t);
+// write_table one column at a time: the group, then each column as a dataset in it.
+h5::Handle create_table_group(hid_t loc, const std::string& group);
+void write_column(hid_t group_id, const std::string& group, const std::string& name, const Table::Column& column);
 Table read_table(hid_t loc, const std::string& group);  // inverse of write_table
 // Appends the rows of `src` to `dst` (same columns, same types; dst may be empty).
 void append_rows(Table& dst, const Table& src);

@@ -427,9 +427,13 @@ void write_main_locked(const Experiment& e, const Finished& done, const MainInfo
   write_table(f, "orders", fit_orders(done.table(kOrderColumns)));
   {
     h5::Handle arrays(H5Gcreate2(f, "cell_arrays", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
+    std::size_t written = 0;
     for (const int id : done.ids()) {  // one cell's arrays in memory at a time
       h5::Handle g(H5Gcreate2(arrays.get(), fmt::format("{:06d}", id).c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
       for (const auto& [k, v] : arrays_of(id)) h5::write_vector(g.get(), k, v);
+      // Evicting a closed object (h5::AtomicOutput) first lists every dirty cache entry (HDF5 1.10's
+      // H5C_set_slist_enabled): flushing now and then keeps that short. 4800 cells: 5 s -> 2.5 s.
+      if (++written % 64 == 0) H5Fflush(f, H5F_SCOPE_LOCAL);
     }
   }
   if (extras.has_curvature) {

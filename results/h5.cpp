@@ -271,7 +271,8 @@ AtomicOutput::AtomicOutput(std::string path) : path_(std::move(path)) {
   // (weak) degree their last writes would land after the rename
   H5Pset_fclose_degree(fapl.get(), H5F_CLOSE_STRONG);
   // A closed object's metadata leaves the cache: memory does not grow with the number of objects
-  // (a run file has a group per cell). Costs time: a 4800-cell main file takes ~5 s, not ~2.3 s.
+  // (a run file has a group per cell). Each eviction costs time in proportion to the dirty entries:
+  // writers of many objects flush now and then (write_main).
   H5Pset_evict_on_close(fapl.get(), true);
   const hid_t f = set_stream_driver(fapl.get(), &status_) < 0 ? -1 : H5Fcreate(tmp_.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get());
   if (f < 0) {

@@ -293,15 +293,18 @@ Finished load_cells(const Experiment& e, const std::vector<char>& in_scope) {
 }
 }  // namespace
 
-void remove_stale_partials(const Experiment& e) {
-  std::error_code ec;
-  const auto out = fs::path(e.output);
-  const auto parent = out.parent_path().empty() ? fs::path(".") : out.parent_path();
-  for (const auto& ent : fs::directory_iterator(parent, ec))  // the main file's
-    if (ent.path().filename().string().rfind(out.filename().string() + ".partial-", 0) == 0 && stale_partial(ent.path()))
-      fs::remove(ent.path(), ec);
-  for (const auto& ent : fs::directory_iterator(cells_dir(e), ec))  // the cells'
-    if (stale_partial(ent.path())) fs::remove(ent.path(), ec);
+void remove_stale_partials(const Experiment& e) noexcept {
+  try {  // only tidying: a directory that cannot be listed keeps its files
+    std::error_code ec;
+    const auto out = fs::path(e.output);
+    const auto parent = out.parent_path().empty() ? fs::path(".") : out.parent_path();
+    for (const auto& ent : fs::directory_iterator(parent, ec))  // the main file's
+      if (ent.path().filename().string().rfind(out.filename().string() + ".partial-", 0) == 0 && stale_partial(ent.path()))
+        fs::remove(ent.path(), ec);
+    for (const auto& ent : fs::directory_iterator(cells_dir(e), ec))  // the cells'
+      if (stale_partial(ent.path())) fs::remove(ent.path(), ec);
+  } catch (const std::exception&) {
+  }
 }
 
 Table load_cell(const Experiment& e, int id) {
@@ -625,7 +628,12 @@ int resolve_threads(const Experiment& e, const RunOptions& opt) {
 }
 
 bool Finished::emplace(int id, const Table& row) {
-  if (row.rows() != 1) throw std::logic_error("Finished::emplace: expected one row");
+  for (const auto& c : row.columns)
+    if (std::visit([](const auto& v) { return v.size(); }, c) != 1)
+      throw std::logic_error(fmt::format("Finished::emplace: cell {}: a column without exactly one value", id));
+  for (std::size_t k = 0; k < row.names.size(); ++k)
+    if (std::find(row.names.begin(), row.names.begin() + static_cast<std::ptrdiff_t>(k), row.names[k]) != row.names.begin() + static_cast<std::ptrdiff_t>(k))
+      throw std::logic_error(fmt::format("Finished::emplace: cell {}: column {} twice", id, row.names[k]));
   if (index_.count(id)) return false;
   if (cols_.empty())
     for (std::size_t k = 0; k < row.names.size(); ++k) cols_.push_back({.name = row.names[k], .type = row.columns[k].index()});

@@ -76,7 +76,7 @@ void write_cell(const Experiment& e, const Cell& c, const CellResult& r);
 // Removes "<output>.partial-<pid>" and "<output>.cells/*.partial-<pid>" of processes that no longer
 // run (killed while writing). At a run's start, and again at its end: a killed run's process may
 // still be exiting when the next one starts.
-void remove_stale_partials(const Experiment& e);
+void remove_stale_partials(const Experiment& e) noexcept;  // errors ignored: only tidying
 // The row of one finished cell file, checked against the plan (throws InputError otherwise).
 Table load_cell(const Experiment& e, int id);
 

@@ -8,23 +8,18 @@
 #include <vector>
 
 #include "solvers/model.hpp"
+#include "solvers/scratch_file.hpp"
 
 namespace flowgauge {
 
 // The spill file could not be created, written or read (a full disk, ulimit -f): names the directory.
-class PathStoreError : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
+using PathStoreError = ScratchFileError;
 
 class PathStore {
  public:
   // `count` states of rows x cols. Empty `spill_dir`: in memory. Otherwise an unlinked file in
   // that directory (O_TMPFILE, else mkstemp + unlink): nothing is left behind, even after kill -9.
   PathStore(Eigen::Index rows, Eigen::Index cols, int count, const std::string& spill_dir = "");
-  PathStore(PathStore&&) noexcept;
-  PathStore& operator=(PathStore&&) noexcept;
-  ~PathStore();
 
   void put(int i, const ConstMatRef& x);
   // Copies state i into `out` (resized only if its shape differs: no allocation in a loop).
@@ -38,14 +33,13 @@ class PathStore {
   std::vector<MatrixXd> take_states() &&;
 
   int size() const { return count_; }
-  bool spilled() const { return fd_ >= 0; }
+  bool spilled() const { return file_ != nullptr; }
 
  private:
   Eigen::Index rows_, cols_;
   int count_;
   std::vector<MatrixXd> mem_;  // in memory
-  int fd_ = -1;                // spilled
-  std::string dir_;            // for error messages
+  std::unique_ptr<ScratchFile> file_;  // spilled
 };
 
 }  // namespace flowgauge

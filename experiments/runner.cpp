@@ -1,6 +1,9 @@
 #include "experiments/runner.hpp"
 
 #include <fcntl.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <signal.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -274,10 +277,10 @@ CellArrays cell_file_arrays(const Experiment& e, int id) {
 
 // Finished cells in <output>.cells/.
 Finished load_cells(const Experiment& e, const std::vector<char>& in_scope) {
-  Finished done;
   std::lock_guard<std::mutex> lock(g_h5);
   const std::string dir = cells_dir(e);
-  if (!fs::exists(dir)) return done;
+  if (!fs::exists(dir)) return Finished(e.cells.size());
+  Finished done(e.cells.size(), dir);  // the rows in a scratch file there
   for (const auto& ent : fs::directory_iterator(dir)) {
     const auto name = ent.path().filename().string();
     if (name.find(".partial-") != std::string::npos) continue;  // half-written: remove_stale_partials
@@ -370,10 +373,9 @@ Table fit_orders(const Table& cells) {
   auto I = [&](const char* k) -> const std::vector<long long>& {
     return std::get<std::vector<long long>>(cells.columns[std::find(cells.names.begin(), cells.names.end(), k) - cells.names.begin()]);
   };
-  std::map<std::string, std::vector<std::size_t>> groups;
+  std::map<std::tuple<std::string, std::string, std::string, std::string, long long>, std::vector<std::size_t>> groups;
   for (std::size_t r = 0; r < n; ++r)
-    groups[fmt::format("{}\x1f{}\x1f{}\x1f{}\x1f{}", S("data")[r], S("schedule")[r], S("solver")[r], S("grid")[r], I("seed")[r])]
-        .push_back(r);
+    groups[std::make_tuple(S("data")[r], S("schedule")[r], S("solver")[r], S("grid")[r], I("seed")[r])].push_back(r);
   for (const auto& [key, rows] : groups) {
     std::vector<double> ns, errs;
     double floor = 0;
@@ -397,6 +399,21 @@ Table fit_orders(const Table& cells) {
     o.col<long long>("points").push_back(f.points);
     o.col<double>("error_floor").push_back(100 * floor);
     stochastic_order_fits(cells, rows, o);  // strong / weak orders of stochastic samplers (cell_metrics.hpp)
+  }
+  return o;
+}
+
+// The orders of every finished cell, one block of the plan at a time: a fit is over the steps of one
+// (data, schedule, solver, grid, seed), and the plan's loops (config.cpp) put those of one (data,
+// schedule, solver, grid) next to each other, so only a block's rows are ever in memory.
+Table fit_orders(const Experiment& e, const Finished& done) {
+  Table o;
+  auto block = [&](const Cell& c) { return std::make_tuple(c.data, c.schedule, c.solver, c.grid); };
+  for (std::size_t first = 0; first < e.cells.size();) {
+    std::size_t last = first + 1;
+    while (last < e.cells.size() && block(e.cells[last]) == block(e.cells[first])) ++last;
+    append_rows(o, fit_orders(done.rows(static_cast<int>(first), static_cast<int>(last), kOrderColumns)));
+    first = last;
   }
   return o;
 }
@@ -427,7 +444,7 @@ void write_main_locked(const Experiment& e, const Finished& done, const MainInfo
     h5::write_attr(f, "shard_cells", static_cast<long long>(info.scope));
   }
   done.write(f, "cells");  // ordered by cell id
-  write_table(f, "orders", fit_orders(done.table(kOrderColumns)));
+  write_table(f, "orders", fit_orders(e, done));
   {
     h5::Handle arrays(H5Gcreate2(f, "cell_arrays", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
     std::size_t written = 0;
@@ -479,6 +496,12 @@ void write_main(const Experiment& e, const Finished& done, const MainInfo& info,
   } catch (const h5::WriteError& err) {
     throw naming(e.output, err);
   }
+  // A rebuild opens and reads every cell file: hand what HDF5 keeps on its free lists back to the
+  // allocator, and the allocator's free pages back to the system.
+  H5garbage_collect();
+#ifdef __GLIBC__
+  malloc_trim(0);
+#endif
 }
 
 void write_main(const Experiment& e, const Finished& done, const MainInfo& info, const Extras& extras) {
@@ -625,100 +648,6 @@ void OutputLock::release() {
 int resolve_threads(const Experiment& e, const RunOptions& opt) {
   const int threads = opt.threads > 0 ? opt.threads : e.threads > 0 ? e.threads : static_cast<int>(std::thread::hardware_concurrency());
   return std::max(1, threads);
-}
-
-bool Finished::emplace(int id, const Table& row) {
-  for (const auto& c : row.columns)
-    if (std::visit([](const auto& v) { return v.size(); }, c) != 1)
-      throw std::logic_error(fmt::format("Finished::emplace: cell {}: a column without exactly one value", id));
-  for (std::size_t k = 0; k < row.names.size(); ++k)
-    if (std::find(row.names.begin(), row.names.begin() + static_cast<std::ptrdiff_t>(k), row.names[k]) != row.names.begin() + static_cast<std::ptrdiff_t>(k))
-      throw std::logic_error(fmt::format("Finished::emplace: cell {}: column {} twice", id, row.names[k]));
-  if (index_.count(id)) return false;
-  if (cols_.empty())
-    for (std::size_t k = 0; k < row.names.size(); ++k) cols_.push_back({.name = row.names[k], .type = row.columns[k].index()});
-  // the same columns as before, checked before anything is added
-  std::vector<std::size_t> at(row.names.size());
-  for (std::size_t k = 0; k < row.names.size(); ++k) {
-    const auto it = std::find_if(cols_.begin(), cols_.end(), [&](const Column& c) { return c.name == row.names[k]; });
-    if (it == cols_.end() || it->type != row.columns[k].index() || row.names.size() != cols_.size())
-      throw std::logic_error(fmt::format("Finished::emplace: cell {} has other columns than the cells before it", id));
-    at[k] = static_cast<std::size_t>(it - cols_.begin());
-  }
-  for (std::size_t k = 0; k < row.names.size(); ++k) {
-    Column& c = cols_[at[k]];
-    if (const auto* v = std::get_if<std::vector<double>>(&row.columns[k])) c.d.push_back(v->front());
-    else if (const auto* v = std::get_if<std::vector<long long>>(&row.columns[k])) c.i.push_back(v->front());
-    else {
-      const auto& str = std::get<std::vector<std::string>>(row.columns[k]).front();
-      const auto [it, fresh] = c.lookup.emplace(str, static_cast<std::uint32_t>(c.dict.size()));
-      if (fresh) c.dict.push_back(str);
-      c.code.push_back(it->second);
-    }
-  }
-  index_.emplace(id, index_.size());
-  return true;
-}
-
-std::vector<int> Finished::ids() const {
-  std::vector<int> out;
-  out.reserve(index_.size());
-  for (const auto& [id, r] : index_) out.push_back(id);
-  return out;
-}
-
-std::vector<std::size_t> Finished::by_id() const {
-  std::vector<std::size_t> out;
-  out.reserve(index_.size());
-  for (const auto& [id, r] : index_) out.push_back(r);
-  return out;
-}
-
-Table::Column Finished::take(const Column& c, const std::vector<std::size_t>& rows) const {
-  auto pick = [&](const auto& v) {
-    std::vector<std::decay_t<decltype(v[0])>> out;
-    out.reserve(rows.size());
-    for (const auto r : rows) out.push_back(v[r]);
-    return out;
-  };
-  if (c.type == 0) return pick(c.d);
-  if (c.type == 1) return pick(c.i);
-  std::vector<std::string> out;
-  out.reserve(rows.size());
-  for (const auto r : rows) out.push_back(c.dict[c.code[r]]);
-  return out;
-}
-
-Table Finished::table(const std::vector<std::string>& only) const {
-  const auto rows = by_id();
-  Table t;
-  for (const auto& c : cols_)
-    if (only.empty() || std::find(only.begin(), only.end(), c.name) != only.end()) {
-      t.names.push_back(c.name);
-      t.columns.push_back(take(c, rows));
-    }
-  return t;
-}
-
-void Finished::write(hid_t loc, const std::string& group) const {
-  const auto g = create_table_group(loc, group);
-  const auto rows = by_id();
-  for (const auto& c : cols_) write_column(g.get(), group, c.name, take(c, rows));
-}
-
-Table Finished::row(int id) const {
-  Table t;
-  for (const auto& c : cols_) {
-    t.names.push_back(c.name);
-    t.columns.push_back(take(c, {index_.at(id)}));
-  }
-  return t;
-}
-
-std::size_t Finished::failed() const {
-  const auto it = std::find_if(cols_.begin(), cols_.end(), [](const Column& c) { return c.name == "status"; });
-  if (it == cols_.end()) return 0;
-  return static_cast<std::size_t>(std::count_if(it->code.begin(), it->code.end(), [&](auto k) { return it->dict[k] != "ok"; }));
 }
 
 // ---- splitting the plan ----
@@ -1086,7 +1015,7 @@ std::string id_list(const std::vector<int>& ids, std::size_t limit = 20) {
 struct MergeInput {
   std::string path, hash, experiment_file, shard;
   int shard_index = -1, shard_count = 0;
-  Finished cells;  // rows; the arrays are read when the output is written
+  std::vector<int> ids;  // its cells, increasing; rows and arrays are read again when the output is written
 };
 
 MergeInput read_merge_input(const std::string& path) {
@@ -1105,15 +1034,25 @@ MergeInput read_merge_input(const std::string& path) {
     std::sscanf(in.shard.c_str(), "%d/%d", &in.shard_index, &in.shard_count);
   }
   const Table cells = read_table(f.get(), "cells");
-  const auto& ids = std::get<std::vector<long long>>(cells.columns[std::find(cells.names.begin(), cells.names.end(), "cell_id") - cells.names.begin()]);
-  for (std::size_t r = 0; r < ids.size(); ++r) {
-    const std::string g = fmt::format("cell_arrays/{:06d}", ids[r]);
+  for (const auto id : std::get<std::vector<long long>>(cells.columns[std::find(cells.names.begin(), cells.names.end(), "cell_id") - cells.names.begin()])) {
+    const std::string g = fmt::format("cell_arrays/{:06d}", id);
     if (H5Lexists(f.get(), "cell_arrays", H5P_DEFAULT) <= 0 || H5Lexists(f.get(), g.c_str(), H5P_DEFAULT) <= 0)
-      throw InputError(fmt::format("{}: cell {} has no {}", path, ids[r], g));
-    if (!in.cells.emplace(static_cast<int>(ids[r]), select_row(cells, r)))
-      throw InputError(fmt::format("{}: cell {} appears twice", path, ids[r]));
+      throw InputError(fmt::format("{}: cell {} has no {}", path, id, g));
+    in.ids.push_back(static_cast<int>(id));
   }
+  std::sort(in.ids.begin(), in.ids.end());
+  if (const auto twice = std::adjacent_find(in.ids.begin(), in.ids.end()); twice != in.ids.end())
+    throw InputError(fmt::format("{}: cell {} appears twice", path, *twice));
   return in;
+}
+
+// Input i's rows (all in memory: merge is not a sweep) into `done`.
+void add_merge_rows(const MergeInput& in, Finished& done) {
+  std::lock_guard<std::mutex> lock(g_h5);
+  auto f = h5::open_file(in.path);
+  const Table cells = read_table(f.get(), "cells");
+  const auto& ids = std::get<std::vector<long long>>(cells.columns[std::find(cells.names.begin(), cells.names.end(), "cell_id") - cells.names.begin()]);
+  for (std::size_t r = 0; r < ids.size(); ++r) done.emplace(static_cast<int>(ids[r]), select_row(cells, r));
 }
 }  // namespace
 
@@ -1152,7 +1091,7 @@ MergeSummary merge_runs(const std::string& output, const std::vector<std::string
     // Every cell exactly once.
     std::map<int, std::vector<std::string>> where;
     for (const auto& in : ins)
-      for (const int id : in.cells.ids()) {
+      for (const int id : in.ids) {
         if (id < 0 || id >= int(e.cells.size())) problems.push_back(fmt::format("{}: cell {} is not in the plan", in.path, id));
         where[id].push_back(in.path);
       }
@@ -1197,27 +1136,24 @@ MergeSummary merge_runs(const std::string& output, const std::vector<std::string
   if (!problems.empty())
     throw InputError(fmt::format("merge refused, nothing written:\n  {}", fmt::join(problems, "\n  ")));
 
-  Finished done;
-  std::map<int, std::size_t> source;  // cell id -> input
-  for (std::size_t i = 0; i < ins.size(); ++i) {
-    for (const int id : ins[i].cells.ids()) {
-      done.emplace(id, ins[i].cells.row(id));
-      source[id] = i;
-    }
-    ins[i].cells = Finished();
-  }
   const auto parent = fs::path(output).parent_path();
   std::error_code ec;
   if (!parent.empty()) fs::create_directories(parent, ec);
   const OutputLock lock(output);  // not while a run writes it
+  Finished done(e.cells.size(), parent.empty() ? "." : parent.string());
+  std::vector<std::size_t> source(e.cells.size());  // cell id -> input
+  for (std::size_t i = 0; i < ins.size(); ++i) {
+    add_merge_rows(ins[i], done);
+    for (const int id : ins[i].ids) source[std::size_t(id)] = i;
+  }
   e.output = output;
   const auto extras = compute_extras(e, 1);
   std::vector<h5::Handle> files(ins.size());  // opened once, read one cell at a time (write_main holds g_h5)
   write_main(e, done, {.complete = true, .started = utc_now(), .threads = 1, .command = run_command(e), .shard = -1, .shards = 0,
                        .scope = e.cells.size()},
              *extras, [&](int id) {
-               const MergeInput& in = ins[source.at(id)];
-               auto& f = files[source.at(id)];
+               const MergeInput& in = ins[source.at(std::size_t(id))];
+               auto& f = files[source.at(std::size_t(id))];
                if (!f) f = h5::open_file(in.path);
                h5::Handle g(H5Gopen2(f.get(), fmt::format("cell_arrays/{:06d}", id).c_str(), H5P_DEFAULT), H5Gclose);
                return read_arrays(g.get(), in.path);

@@ -18,6 +18,7 @@
 #include <Eigen/Dense>
 
 #include "experiments/config.hpp"
+#include "experiments/finished.hpp"
 #include "experiments/runner.hpp"
 #include "results/table.hpp"
 
@@ -30,40 +31,6 @@ struct CellResult {
   Table row;  // one row
   CellArrays arrays;
 };
-// Finished cells by id, as a run keeps them: the rows only, column by column, strings as indices
-// into a per-column dictionary (~0.2 kB a cell; a Table per cell took ~3 kB). The arrays (O(steps)
-// each) stay in the cell files and are read back one cell at a time while the main file is written.
-class Finished {
- public:
-  // `row`: one row, with the columns (names and types) of the rows before it, in any order.
-  // False (nothing added) if `id` is there already.
-  bool emplace(int id, const Table& row);
-  std::size_t size() const { return index_.size(); }
-  bool count(int id) const { return index_.count(id) > 0; }
-  std::vector<int> ids() const;  // increasing
-  // Every row by increasing id: all columns, or those of `only` that exist.
-  Table table(const std::vector<std::string>& only = {}) const;
-  // write_table(loc, group, table()), with one column in memory at a time.
-  void write(hid_t loc, const std::string& group) const;
-  Table row(int id) const;
-  std::size_t failed() const;  // rows whose status is not "ok"
-
- private:
-  struct Column {
-    std::string name;
-    std::size_t type;  // Table::Column's alternative: 0 double, 1 long long, 2 string
-    std::vector<double> d;
-    std::vector<long long> i;
-    std::vector<std::uint32_t> code;  // strings: index into dict
-    std::vector<std::string> dict;
-    std::map<std::string, std::uint32_t> lookup;
-  };
-  Table::Column take(const Column& c, const std::vector<std::size_t>& rows) const;
-  std::vector<std::size_t> by_id() const;  // storage rows, by increasing id
-  std::vector<Column> cols_;
-  std::map<int, std::size_t> index_;  // id -> storage row
-};
-
 // Reference paths shared by every solver of one (data, schedule, grid, steps, seed); the states of
 // a path over reference.spill_mb in an unlinked file in `spill_dir`.
 class ReferenceCache;

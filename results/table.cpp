@@ -14,34 +14,68 @@ std::size_t Table::rows() const {
   return std::visit([](const auto& v) { return v.size(); }, columns.front());
 }
 
-void write_column(hid_t g, const std::string& group, const std::string& name, const Table::Column& column) {
-  const std::size_t n = std::visit([](const auto& v) { return v.size(); }, column);
-  hsize_t dims[1] = {n};
+namespace {
+h5::Handle string_type(std::size_t width) {
+  h5::Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
+  H5Tset_size(type.get(), std::max<std::size_t>(width, 1));
+  H5Tset_strpad(type.get(), H5T_STR_NULLPAD);
+  H5Tset_cset(type.get(), H5T_CSET_UTF8);
+  return type;
+}
+[[noreturn]] void failed(const std::string& group, const std::string& name) {
+  throw h5::WriteError(fmt::format("{} (writing dataset '{}/{}')", h5::error_cause(), group, name));
+}
+}  // namespace
+
+h5::Handle create_column(hid_t g, const std::string& group, const std::string& name, std::size_t type, std::size_t rows,
+                         std::size_t width) {
+  hsize_t dims[1] = {rows};
   h5::Handle space(H5Screate_simple(1, dims, nullptr), H5Sclose);
-  auto failed = [&] { throw h5::WriteError(fmt::format("{} (writing dataset '{}/{}')", h5::error_cause(), group, name)); };
+  const h5::Handle str = type == 2 ? string_type(width) : h5::Handle();
+  const hid_t t = type == 0 ? H5T_IEEE_F64LE : type == 1 ? H5T_STD_I64LE : str.get();
+  h5::Handle d(H5Dcreate2(g, name.c_str(), t, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Dclose);
+  if (!d) failed(group, name);
+  return d;
+}
+
+void write_rows(hid_t dataset, const std::string& group, const std::string& name, std::size_t first, const Table::Column& column,
+                std::size_t width) {
+  const std::size_t n = std::visit([](const auto& v) { return v.size(); }, column);
+  if (n == 0) return;
+  hsize_t start[1] = {first}, count[1] = {n};
+  h5::Handle file_space(H5Dget_space(dataset), H5Sclose);
+  h5::Handle mem_space(H5Screate_simple(1, count, nullptr), H5Sclose);
+  if (H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, start, nullptr, count, nullptr) < 0) failed(group, name);
+  herr_t status = 0;
   std::visit(
       [&](const auto& v) {
         using V = std::decay_t<decltype(v)>;
         if constexpr (std::is_same_v<V, std::vector<double>>) {
-          h5::Handle d(H5Dcreate2(g, name.c_str(), H5T_IEEE_F64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Dclose);
-          if (!d || (n && H5Dwrite(d.get(), H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()) < 0)) failed();
+          status = H5Dwrite(dataset, H5T_NATIVE_DOUBLE, mem_space.get(), file_space.get(), H5P_DEFAULT, v.data());
         } else if constexpr (std::is_same_v<V, std::vector<long long>>) {
-          h5::Handle d(H5Dcreate2(g, name.c_str(), H5T_STD_I64LE, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Dclose);
-          if (!d || (n && H5Dwrite(d.get(), H5T_NATIVE_LLONG, H5S_ALL, H5S_ALL, H5P_DEFAULT, v.data()) < 0)) failed();
+          status = H5Dwrite(dataset, H5T_NATIVE_LLONG, mem_space.get(), file_space.get(), H5P_DEFAULT, v.data());
         } else {
-          std::size_t w = 1;
-          for (const auto& s : v) w = std::max(w, s.size());
+          const std::size_t w = std::max<std::size_t>(width, 1);
           std::vector<char> buf(n * w, '\0');
-          for (std::size_t r = 0; r < n; ++r) std::copy(v[r].begin(), v[r].end(), buf.begin() + r * w);
-          h5::Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
-          H5Tset_size(type.get(), w);
-          H5Tset_strpad(type.get(), H5T_STR_NULLPAD);
-          H5Tset_cset(type.get(), H5T_CSET_UTF8);
-          h5::Handle d(H5Dcreate2(g, name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Dclose);
-          if (!d || (n && H5Dwrite(d.get(), type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, buf.data()) < 0)) failed();
+          for (std::size_t r = 0; r < n; ++r) {
+            if (v[r].size() > w) throw std::logic_error(fmt::format("table {}: column {}: a string longer than {}", group, name, w));
+            std::copy(v[r].begin(), v[r].end(), buf.begin() + static_cast<std::ptrdiff_t>(r * w));
+          }
+          const auto type = string_type(w);
+          status = H5Dwrite(dataset, type.get(), mem_space.get(), file_space.get(), H5P_DEFAULT, buf.data());
         }
       },
       column);
+  if (status < 0) failed(group, name);
+}
+
+void write_column(hid_t g, const std::string& group, const std::string& name, const Table::Column& column) {
+  const std::size_t n = std::visit([](const auto& v) { return v.size(); }, column);
+  std::size_t width = 1;
+  if (const auto* v = std::get_if<std::vector<std::string>>(&column))
+    for (const auto& s : *v) width = std::max(width, s.size());
+  const auto d = create_column(g, group, name, column.index(), n, width);
+  write_rows(d.get(), group, name, 0, column, width);
 }
 
 h5::Handle create_table_group(hid_t loc, const std::string& group) {
@@ -110,19 +144,12 @@ void append_rows(Table& dst, const Table& src) {
   }
 }
 
-Table select_rows(const Table& t, const std::vector<std::size_t>& rows) {
+Table select_row(const Table& t, std::size_t r) {
   Table out;
   for (std::size_t i = 0; i < t.names.size(); ++i)
-    std::visit(
-        [&](const auto& v) {
-          auto& o = out.col<typename std::decay_t<decltype(v)>::value_type>(t.names[i]);
-          o.reserve(rows.size());
-          for (const auto r : rows) o.push_back(v.at(r));
-        },
-        t.columns[i]);
+    std::visit([&](const auto& v) { out.col<typename std::decay_t<decltype(v)>::value_type>(t.names[i]).push_back(v.at(r)); },
+               t.columns[i]);
   return out;
 }
-
-Table select_row(const Table& t, std::size_t r) { return select_rows(t, {r}); }
 
 }  // namespace flowgauge

@@ -274,6 +274,17 @@ AtomicOutput::AtomicOutput(std::string path) : path_(std::move(path)) {
   // (a run file has a group per cell). Each eviction costs time in proportion to the dirty entries:
   // writers of many objects flush now and then (write_main).
   H5Pset_evict_on_close(fapl.get(), true);
+  {  // The metadata cache grows to 32 MB by default while a run file's thousands of groups are written: at
+     // most 2 MB here (convergence study x 16 seeds, 15360 cells: peak RSS 28 -> 24 MB, same time).
+    H5AC_cache_config_t mdc;
+    mdc.version = H5AC__CURR_CACHE_CONFIG_VERSION;
+    H5Pget_mdc_config(fapl.get(), &mdc);
+    mdc.set_initial_size = true;
+    mdc.initial_size = 1 << 20;
+    mdc.max_size = 2 << 20;
+    mdc.min_size = 256 << 10;
+    H5Pset_mdc_config(fapl.get(), &mdc);
+  }
   const hid_t f = set_stream_driver(fapl.get(), &status_) < 0 ? -1 : H5Fcreate(tmp_.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get());
   if (f < 0) {
     const std::string why = status_.error ? std::strerror(status_.error) : error_cause();

@@ -454,6 +454,7 @@ void write_main_locked(const Experiment& e, const Finished& done, const MainInfo
       // Evicting a closed object (h5::AtomicOutput) first lists every dirty cache entry (HDF5 1.10's
       // H5C_set_slist_enabled): flushing now and then keeps that short. 4800 cells: 5 s -> 2.5 s.
       if (++written % 64 == 0) H5Fflush(f, H5F_SCOPE_LOCAL);
+      if (written % 1024 == 0) H5garbage_collect();  // HDF5's free lists fill up with the cell files' objects
     }
   }
   if (extras.has_curvature) {

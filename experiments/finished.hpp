@@ -47,8 +47,8 @@ class Finished {
   struct Column {
     std::string name;
     std::size_t type;  // Table::Column's alternative: 0 double, 1 long long, 2 string
-    std::vector<std::string> dict;  // strings: a record holds the index
-    std::map<std::string, std::uint32_t> lookup;
+    std::vector<std::string> dict = {};  // strings: a record holds the index
+    std::map<std::string, std::uint32_t> lookup = {};
     std::size_t width = 1;  // the longest string
   };
   // Records of `ids` (finished, increasing) into out (ids.size() x columns, row-major).

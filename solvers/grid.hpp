@@ -18,7 +18,7 @@ struct GridSpec {
   int steps = 18;
   double rho = 7.0;          // edm and polyexponential exponent
   FinalStep final_step = FinalStep::kStep;
-  std::vector<double> times;  // kind == explicit: strictly decreasing times (or rho values if in_sigma)
+  std::vector<double> times = {};  // kind == explicit: strictly decreasing times (or rho values if in_sigma)
   bool in_sigma = false;      // explicit list holds rho = sigma/alpha values (0 allowed last)
 };
 

@@ -16,7 +16,7 @@ namespace flowgauge {
 
 struct SolverTraits {
   std::string name;
-  std::string family;      // runge-kutta | multistep | exponential | stochastic
+  std::string family = {};  // runge-kutta | multistep | exponential | stochastic
   double order = 1;        // declared global order (as measured here; see each file's comment)
   int evals_per_step = 1;  // model evaluations per (non-final) step
   int history = 0;         // past evaluations kept between steps

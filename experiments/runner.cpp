@@ -917,8 +917,10 @@ RunSummary run_experiment(const Experiment& e, const RunOptions& opt) {
   auto announce = [&](int sig) {  // caller holds m
     if (announced) return;
     announced = true;
-    fmt::print(stderr, "{}flowgauge run: {}: starting no new cell, finishing the {} in flight (a second {} abandons them)\n",
-               tty ? "\n" : "", signal_name(sig), in_flight, sig == SIGINT ? "Ctrl-C" : "signal");
+    fmt::print(stderr,
+               "{}flowgauge run: {}: {} of {} cells finished; starting no new cell, finishing the {} in flight (a second {} "
+               "abandons them)\n",
+               tty ? "\n" : "", signal_name(sig), done.size(), scope.size(), in_flight, sig == SIGINT ? "Ctrl-C" : "signal");
   };
   WorkerPool pool(
       e, threads,

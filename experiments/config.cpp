@@ -536,6 +536,7 @@ Experiment parse_experiment(const std::string& text, const std::string& path, co
               e.cells.push_back(cell);
             }
   if (e.cells.empty()) c.fail(&root, "exclude/only", "the filters leave no cell to run");
+  e.cells.shrink_to_fit();  // the plan lives as long as the run: without the doubling's slack
 
   // Every cell's grid must exist on its schedule (e.g. denoise needs sigma = 0 to be reachable).
   std::map<std::tuple<int, int, int>, double> first_t;  // (schedule, grid, steps) -> the grid's first time

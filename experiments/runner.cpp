@@ -400,19 +400,46 @@ Table fit_orders(const Table& cells) {
   return o;
 }
 
-// The orders of every finished cell, one block of the plan at a time: a fit is over the steps of one
-// (data, schedule, solver, grid, seed), and the plan's loops (config.cpp) put those of one (data,
-// schedule, solver, grid) next to each other, so only a block's rows are ever in memory.
-Table fit_orders(const Experiment& e, const Finished& done) {
-  Table o;
-  auto block = [&](const Cell& c) { return std::make_tuple(c.data, c.schedule, c.solver, c.grid); };
-  for (std::size_t first = 0; first < e.cells.size();) {
-    std::size_t last = first + 1;
-    while (last < e.cells.size() && block(e.cells[last]) == block(e.cells[first])) ++last;
-    append_rows(o, fit_orders(done.rows(static_cast<int>(first), static_cast<int>(last), kOrderColumns)));
-    first = last;
-  }
-  return o;
+// The orders table of every finished cell, one block of the plan at a time: a fit is over the steps
+// of one (data, schedule, solver, grid, seed), and the plan's loops (config.cpp) put those of one
+// (data, schedule, solver, grid) next to each other. A first pass sizes the table (rows, string
+// widths), the second writes each block's rows as they come: only a block's rows are ever in memory.
+void write_orders(hid_t loc, const Experiment& e, const Finished& done) {
+  auto each_block = [&](const auto& fn) {
+    auto block = [&](const Cell& c) { return std::make_tuple(c.data, c.schedule, c.solver, c.grid); };
+    for (std::size_t first = 0; first < e.cells.size();) {
+      std::size_t last = first + 1;
+      while (last < e.cells.size() && block(e.cells[last]) == block(e.cells[first])) ++last;
+      const Table t = fit_orders(done.rows(static_cast<int>(first), static_cast<int>(last), kOrderColumns));
+      if (t.rows()) fn(t);
+      first = last;
+    }
+  };
+  std::vector<std::string> names;
+  std::vector<std::size_t> types, widths;
+  std::size_t rows = 0;
+  each_block([&](const Table& t) {
+    if (names.empty()) {
+      names = t.names;
+      for (const auto& c : t.columns) types.push_back(c.index());
+      widths.assign(names.size(), 1);
+    }
+    for (std::size_t i = 0; i < names.size(); ++i) {
+      if (t.names.size() != names.size() || t.names[i] != names[i] || t.columns[i].index() != types[i])
+        throw std::logic_error("orders: a block of the plan gives other columns than the first");
+      if (const auto* v = std::get_if<std::vector<std::string>>(&t.columns[i]))
+        for (const auto& str : *v) widths[i] = std::max(widths[i], str.size());
+    }
+    rows += t.rows();
+  });
+  const auto g = create_table_group(loc, "orders");
+  std::vector<h5::Handle> sets;
+  for (std::size_t i = 0; i < names.size(); ++i) sets.push_back(create_column(g.get(), "orders", names[i], types[i], rows, widths[i]));
+  std::size_t written = 0;
+  each_block([&](const Table& t) {
+    for (std::size_t i = 0; i < names.size(); ++i) write_rows(sets[i].get(), "orders", names[i], written, t.columns[i], widths[i]);
+    written += t.rows();
+  });
 }
 
 }  // namespace
@@ -441,7 +468,7 @@ void write_main_locked(const Experiment& e, const Finished& done, const MainInfo
     h5::write_attr(f, "shard_cells", static_cast<long long>(info.scope));
   }
   done.write(f, "cells");  // ordered by cell id
-  write_table(f, "orders", fit_orders(e, done));
+  write_orders(f, e, done);
   {
     h5::Handle arrays(H5Gcreate2(f, "cell_arrays", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
     std::size_t written = 0;

@@ -30,6 +30,7 @@
 
 #include "analytics/gaussian_flow.hpp"
 #include "analytics/mixture_io.hpp"
+#include "analytics/order_fit.hpp"
 #include "analytics/schedule.hpp"
 #include "experiments/config.hpp"
 #include "results/h5.hpp"
@@ -581,6 +582,58 @@ TEST_F(Runner, RunFileFollowsTheDocumentedSchema) {
       "assert f['cell_arrays/000003/error_rms_t'].shape == (9,); "
       "assert f['orders']['fitted_order'].shape == (2,)\"";
   EXPECT_EQ(std::system(py.c_str()), 0);
+}
+
+// The orders table (written one plan block at a time, sized by a first pass) against fits redone from
+// the cells table read back: one row per (data, schedule, solver, grid, seed), in plan order, over
+// 64 blocks whose labels differ in length, some groups missing a step count or a seed.
+TEST_F(Runner, OrdersAreTheFitsOfTheCellsTableInPlanOrder) {
+  const auto file = write("ord.toml", replace_all(kLists, "particles = 32", "particles = 8") + R"TOML(
+[[exclude]]
+solver = "heun"
+steps = 4
+
+[[exclude]]
+data = "one"
+grid = "edm"
+seed = 7
+)TOML");
+  const auto r = run("run " + file + " --quiet --threads 2");
+  ASSERT_EQ(r.status, 0) << r.output;
+  const RunFile x = read_run(path("lists.h5"));
+  using Group = std::tuple<std::string, std::string, std::string, std::string, long long>;
+  auto group = [](const Table& t, std::size_t i) {
+    return Group{column<std::string>(t, "data")[i], column<std::string>(t, "schedule")[i], column<std::string>(t, "solver")[i],
+                 column<std::string>(t, "grid")[i], column<long long>(t, "seed")[i]};
+  };
+  std::map<Group, std::vector<std::size_t>> members;  // cells rows (by id) of each group
+  std::vector<Group> plan_order;
+  for (std::size_t i = 0; i < x.cells.rows(); ++i) {
+    auto& m = members[group(x.cells, i)];
+    if (m.empty()) plan_order.push_back(group(x.cells, i));
+    m.push_back(i);
+  }
+  const Table& o = x.orders;
+  ASSERT_EQ(o.rows(), plan_order.size());
+  ASSERT_GT(o.rows(), 64u);
+  // the same fit of the same points in the same order: bitwise equal (NaN where too few points)
+  auto same = [](double a, double b) { return (std::isnan(a) && std::isnan(b)) || a == b; };
+  for (std::size_t k = 0; k < o.rows(); ++k) {
+    ASSERT_EQ(group(o, k), plan_order[k]) << "row " << k;
+    std::vector<double> ns, errs;
+    double floor = 0;
+    for (const auto i : members[plan_order[k]]) {
+      ns.push_back(double(column<long long>(x.cells, "steps")[i]));
+      errs.push_back(column<double>(x.cells, "error_rms")[i]);
+      floor = std::max(floor, column<double>(x.cells, "reference_error")[i]);
+    }
+    const OrderFit f = fit_order(ns, errs, 100 * floor);
+    EXPECT_EQ(column<long long>(o, "points")[k], f.points) << "row " << k;
+    EXPECT_PRED2(same, column<double>(o, "fitted_order")[k], f.order) << "row " << k;
+    EXPECT_PRED2(same, column<double>(o, "intercept")[k], f.intercept) << "row " << k;
+    EXPECT_PRED2(same, column<double>(o, "r2")[k], f.r2) << "row " << k;
+    EXPECT_EQ(column<double>(o, "error_floor")[k], 100 * floor) << "row " << k;
+  }
 }
 
 // error_rms against the exact flow map of single-Gaussian data and the points `flowgauge sample`

@@ -23,11 +23,12 @@ std::string command_line() { return g_command_line; }
 int main(int argc, char** argv) {
   using namespace flowgauge;
 #if defined(__GLIBC__)
-  // One malloc arena: a main-file rebuild's transient memory is then reused by the next rebuild,
-  // whichever thread runs it, instead of staying in each thread's arena. 19200-cell study: peak RSS
-  // 24-25 -> 20.5 MB; quickstart times within noise. MALLOC_ARENA_MAX still overrides. (A refusal,
-  // e.g. under a sanitizer's allocator, only costs memory.)
-  if (!std::getenv("MALLOC_ARENA_MAX")) mallopt(M_ARENA_MAX, 1);
+  // Two malloc arenas, not 8 per core: a main-file rebuild's transient memory (HDF5's, ~2 MB at 19200
+  // cells) is then reused by the next rebuild instead of staying in the arena of each thread that
+  // ran one. 19200-cell study: peak RSS 24-25 -> 21.6 MB; quickstart on 2 threads: the same time
+  // (one arena: 4 % slower). MALLOC_ARENA_MAX still overrides. (A refusal, e.g. under a sanitizer's
+  // allocator, only costs memory.)
+  if (!std::getenv("MALLOC_ARENA_MAX")) mallopt(M_ARENA_MAX, 2);
 #endif
   for (int i = 0; i < argc; ++i) cli::g_command_line += (i ? " " : "") + std::string(argv[i]);
   CLI::App app{"flowgauge: measure ODE/SDE samplers of diffusion and flow-matching models against exact\n"

@@ -200,6 +200,18 @@ order = [1, 2]
 variant = ["bh1", "bh2"]
 )TOML";
 
+// heun at 4 steps (either coordinates), and every cell of seed 7 on the edm grid of data "one"
+const char* kListsExcludes = R"TOML(
+[[exclude]]
+solver = "heun"
+steps = 4
+
+[[exclude]]
+data = "one"
+grid = "edm"
+seed = 7
+)TOML";
+
 // (data, schedule, solver label, grid label, steps, seed) of a cell, for comparing plans by key.
 using Key = std::tuple<std::string, std::string, std::string, std::string, int, std::uint64_t>;
 Key key_of(const Experiment& e, const Cell& c) {
@@ -247,17 +259,7 @@ TEST_F(Runner, PlanIsTheFullCartesianProductInDeterministicOrder) {
 
 TEST_F(Runner, ExcludeRemovesExactlyTheMatchingCells) {
   const Experiment full = load_experiment(write("lists.toml", kLists));
-  // heun at 4 steps (either coordinates), and every cell of seed 7 on the edm grid of data "one"
-  const Experiment e = load_experiment(write("x.toml", std::string(kLists) + R"TOML(
-[[exclude]]
-solver = "heun"
-steps = 4
-
-[[exclude]]
-data = "one"
-grid = "edm"
-seed = 7
-)TOML"));
+  const Experiment e = load_experiment(write("x.toml", std::string(kLists) + kListsExcludes));
   EXPECT_EQ(e.cells_before_filters, full.cells.size());
   const auto expect = keys_where(full, [&](const Cell& c) {
     const bool a = full.solvers[c.solver].name == "heun" && c.steps == 4;
@@ -588,16 +590,7 @@ TEST_F(Runner, RunFileFollowsTheDocumentedSchema) {
 // the cells table read back: one row per (data, schedule, solver, grid, seed), in plan order, over
 // 64 blocks whose labels differ in length, some groups missing a step count or a seed.
 TEST_F(Runner, OrdersAreTheFitsOfTheCellsTableInPlanOrder) {
-  const auto file = write("ord.toml", replace_all(kLists, "particles = 32", "particles = 8") + R"TOML(
-[[exclude]]
-solver = "heun"
-steps = 4
-
-[[exclude]]
-data = "one"
-grid = "edm"
-seed = 7
-)TOML");
+  const auto file = write("ord.toml", replace_all(kLists, "particles = 32", "particles = 8") + kListsExcludes);
   const auto r = run("run " + file + " --quiet --threads 2");
   ASSERT_EQ(r.status, 0) << r.output;
   const RunFile x = read_run(path("lists.h5"));

@@ -260,20 +260,12 @@ std::string read_string_attr(hid_t loc, const std::string& name) {
   return std::string(buf.c_str());
 }
 
-// The file is built in memory (HDF5's core driver, no backing store) and written out by commit()
-// with plain write(2) calls: every write to disk is then ours and checked, and a full disk cannot
-// leave HDF5 holding a file it can neither finish nor close (HDF5 1.10 crashes at exit on one).
+// The file is written through the stream driver (results/h5_vfd.hpp): every write to disk is ours
+// and checked, and a full disk cannot leave HDF5 holding a file it can neither finish nor close
+// (HDF5 1.10 crashes at exit on one).
 AtomicOutput::AtomicOutput(std::string path) : path_(std::move(path)) {
   quiet();
   tmp_ = fmt::format("{}.partial-{}", path_, ::getpid());
-  // created now: a missing or read-only directory is refused before any work
-  const int fd = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) {
-    const int err = errno;
-    if (err == ENOSPC || err == EDQUOT || err == EIO) throw WriteError(fmt::format("{}: cannot create: {}", path_, std::strerror(err)));
-    throw InputError(fmt::format("{}: cannot create output file: {} (directory missing or not writable?)", path_, std::strerror(err)));
-  }
-  ::close(fd);
   Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
   // commit() closes the file for good, groups and datasets still open included: with the default
   // (weak) degree their last writes would land after the rename
@@ -304,6 +296,15 @@ AtomicOutput::AtomicOutput(std::string path) : path_(std::move(path)) {
   // it writes (a 19200-cell run file: peak RSS 28.6 -> 25.5 MB; the file is no larger). Readable by HDF5 >= 1.10.
   Handle fcpl(H5Pcreate(H5P_FILE_CREATE), H5Pclose);
   must(H5Pset_file_space_strategy(fcpl.get(), H5F_FSPACE_STRATEGY_NONE, false, 1), "file_space_strategy");
+  // created now, after the settings (a refused one leaves no file): a missing or read-only directory
+  // is refused before any work
+  const int fd = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    const int err = errno;
+    if (err == ENOSPC || err == EDQUOT || err == EIO) throw WriteError(fmt::format("{}: cannot create: {}", path_, std::strerror(err)));
+    throw InputError(fmt::format("{}: cannot create output file: {} (directory missing or not writable?)", path_, std::strerror(err)));
+  }
+  ::close(fd);
   const hid_t f = set_stream_driver(fapl.get(), &status_) < 0 ? -1 : H5Fcreate(tmp_.c_str(), H5F_ACC_TRUNC, fcpl.get(), fapl.get());
   if (f < 0) {
     const std::string why = status_.error ? std::strerror(status_.error) : error_cause();

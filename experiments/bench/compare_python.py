@@ -14,12 +14,18 @@ the outputs are compared, and each side's time covers the sampling only (flowgau
 `sample_seconds` attribute; Python: perf_counter around the loop, best of --repeat after a warm-up).
 Not part of the tests or CI (needs python3-torch: apt-get install python3-torch).
 
+The PyTorch side runs with glibc's malloc told to keep freed memory (no mmap/munmap of every large
+temporary: each call would otherwise fault fresh zeroed pages in, which made (b) ~7x and (c) ~13x slower
+on an AMD EPYC, mostly system time) and one OpenBLAS thread (torch's own 2 threads plus OpenBLAS's
+oversubscribe the cores). `--plain` runs it with neither, as a default PyTorch install would.
+
   /usr/bin/python3 experiments/bench/compare_python.py torch  [--flowgauge build/release/flowgauge]
   /usr/bin/python3 experiments/bench/compare_python.py dop853
 """
 import argparse
 import os
 import subprocess
+import sys
 import tempfile
 import time
 
@@ -27,6 +33,9 @@ import h5py
 import numpy as np
 
 SIGMA_MIN, SIGMA_MAX, RHO = 0.002, 80.0, 7.0
+# The PyTorch baseline's process settings (see the docstring); read by glibc and OpenBLAS at start-up.
+TUNED = {"GLIBC_TUNABLES": "glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=17179869184",
+         "OPENBLAS_NUM_THREADS": "1"}
 
 
 def make_mixture(d, K, seed):
@@ -118,7 +127,8 @@ def run_flowgauge(exe, tmp, solver, threads, extra=()):
     cmd = [exe, "sample", "--mixture", os.path.join(tmp, "mix.toml"), "--schedule", "edm", "--solver", solver,
            "--grid-file", os.path.join(tmp, "in.h5"), "--grid-dataset", "sigma", "--grid-in", "sigma",
            "--input", os.path.join(tmp, "in.h5"), "--output", out, "--threads", str(threads), *extra]
-    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    env = {k: v for k, v in os.environ.items() if k not in TUNED}  # flowgauge runs as installed
+    subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL, env=env)
     with h5py.File(out, "r") as f:
         return f["x"][...], float(f.attrs["sample_seconds"])
 
@@ -150,7 +160,8 @@ def cmd_torch(a):
     cases = [("a", "heun", sample_heun, 2, 8, 100_000, karras_sigmas(18, True)),
              ("b", "heun", sample_heun, 64, 16, 10_000, karras_sigmas(18, True)),
              ("c", "euler", sample_euler, 2, 8, 1_000_000, karras_sigmas(51, False))]
-    print(f"threads = {a.threads}, torch {torch.__version__}, float64")
+    tuned = " ".join(f"{k}={os.environ[k]}" for k in TUNED if k in os.environ) or "none (--plain)"
+    print(f"threads = {a.threads}, torch {torch.__version__}, float64; PyTorch process settings: {tuned}")
     print("| case | solver | d | K | N | evals | PyTorch s | flowgauge s | speed-up | max |x_fg - x_torch| / max |x| |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for name, solver, loop, d, K, N, sig in cases:
@@ -221,7 +232,10 @@ def main():
     p.add_argument("--cases", default="", help="subset of the torch cases, e.g. 'ac'")
     p.add_argument("--rtol", type=float, default=1e-10)
     p.add_argument("--atol", type=float, default=1e-10)
+    p.add_argument("--plain", action="store_true", help="PyTorch with glibc's and OpenBLAS's default settings")
     a = p.parse_args()
+    if a.what == "torch" and not a.plain and any(os.environ.get(k) != v for k, v in TUNED.items()):
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, **TUNED})  # settings apply at start-up
     cmd_torch(a) if a.what == "torch" else cmd_dop853(a)
 
 

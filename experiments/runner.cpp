@@ -208,10 +208,10 @@ h5::WriteError naming(const std::string& path, const h5::WriteError& err) {
 }  // namespace
 
 void write_cell(const Experiment& e, const Cell& c, const CellResult& r) {
-  std::lock_guard<std::mutex> lock(g_h5);
+  std::unique_lock<std::mutex> lock(g_h5);
   const std::string path = cell_path(e, c.id);
   try {
-    h5::AtomicOutput out(path);
+    h5::AtomicOutput out(path);  // declared after the lock: a throw before close() closes HDF5 under it
     write_table(out.file(), "row", r.row);
     h5::Handle g(H5Gcreate2(out.file(), "arrays", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
     if (!g) throw h5::WriteError(fmt::format("{} (creating group 'arrays')", h5::error_cause()));
@@ -219,6 +219,8 @@ void write_cell(const Experiment& e, const Cell& c, const CellResult& r) {
     g = h5::Handle();
     h5::write_attr(out.file(), "plan_hash", fmt::format("{:016x}", e.plan_hash));
     h5::write_attr(out.file(), "cell_key", e.cell_key(c));
+    out.close();
+    lock.unlock();  // the fsync waits for the disk, not for HDF5: the other threads' writes go on meanwhile
     out.commit(/*durable=*/true);  // fsync'd before the rename: the name appears only over complete data
   } catch (const h5::WriteError& err) {
     throw naming(path, err);

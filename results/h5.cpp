@@ -323,13 +323,24 @@ int sync_fd(int fd) {
 }
 }  // namespace
 
+void AtomicOutput::close() {
+  if (!close_error_.empty()) throw WriteError(close_error_);  // asked again after a failure
+  if (closed_) return;
+  try {
+    if (file_.close() < 0)
+      throw WriteError(fmt::format("{}: cannot write: {}", path_, status_.error ? std::strerror(status_.error) : error_cause()));
+    // disk full, ulimit -f, EIO: the driver went on in memory
+    if (status_.error) throw WriteError(fmt::format("{}: cannot write: {}", path_, std::strerror(status_.error)));
+  } catch (const WriteError& err) {
+    close_error_ = err.what();
+    throw;
+  }
+  closed_ = true;
+}
+
 void AtomicOutput::commit(bool durable) {
   auto fail = [&](int err) { return WriteError(fmt::format("{}: cannot write: {}", path_, std::strerror(err))); };
-  if (file_.close() < 0) {
-    if (status_.error) throw fail(status_.error);
-    throw WriteError(fmt::format("{}: cannot write: {}", path_, error_cause()));
-  }
-  if (status_.error) throw fail(status_.error);  // disk full, ulimit -f, EIO: the driver went on in memory
+  close();
   if (durable) {
     const int fd = ::open(tmp_.c_str(), O_RDONLY | O_CLOEXEC);
     if (fd < 0) throw fail(errno);

@@ -89,12 +89,16 @@ class AtomicOutput {
   // name pointing at data that never reached the disk. Throws WriteError naming path() and the
   // system's reason ("No space left on device", "File too large").
   void commit(bool durable = false);
+  // The HDF5 part of commit(): closes the file, every write checked. What is left for commit()
+  // (fsync, rename) calls no HDF5, so it may run without the lock that serializes HDF5 calls.
+  void close();
 
  private:
   std::string path_, tmp_;
   StreamStatus status_;  // the first failed write, recorded by the driver
   Handle file_;
-  bool done_ = false;
+  bool closed_ = false, done_ = false;
+  std::string close_error_;
 };
 
 // Silence HDF5's own stderr dump; errors are reported by us with file and dataset names.

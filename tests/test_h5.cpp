@@ -187,4 +187,50 @@ TEST_F(H5Output, AFailedWriteIsAnErrorAtCommitThatKeepsThePreviousFile) {
   EXPECT_EQ(h5::read_string_attr(f.get(), "which"), "previous");
 }
 
+TEST_F(H5Output, CloseThenCommitAndAFailedCloseIsNotCommittedLater) {
+  // The runner closes a cell file under the HDF5 lock and commits it (fsync, rename) after it.
+  {
+    h5::AtomicOutput o(path("c.h5"));
+    h5::write_attr(o.file(), "which", "closed first");
+    o.close();
+    EXPECT_FALSE(fs::exists(path("c.h5")));
+    o.commit(/*durable=*/true);
+  }
+  EXPECT_EQ(h5::read_string_attr(h5::open_file(path("c.h5")).get(), "which"), "closed first");
+  const std::string file = path("g.h5");
+  {
+    h5::AtomicOutput o(file);
+    h5::write_attr(o.file(), "which", "previous");
+    o.commit();
+  }
+  const auto [rc, text] = in_child([&](FILE* out) {
+    ::signal(SIGXFSZ, SIG_IGN);
+    const rlimit lim{1 << 20, 1 << 20};
+    ::setrlimit(RLIMIT_FSIZE, &lim);
+    h5::AtomicOutput o(file);
+    h5::write_attr(o.file(), "which", "new");
+    std::srand(5);
+    h5::write_matrix(o.file(), "big", Eigen::MatrixXd::Random(8, 65536));  // 4 MiB > 1 MiB
+    std::string first;
+    try {
+      o.close();
+    } catch (const h5::WriteError& err) {
+      first = err.what();
+    }
+    try {
+      o.commit();  // must not rename the failed file into place
+    } catch (const h5::WriteError& err) {
+      std::fprintf(out, "%s\n%s", first.c_str(), err.what());
+      return first.empty() ? 4 : 0;
+    }
+    std::fputs("commit after a failed close did not throw", out);
+    return 3;
+  });
+  ASSERT_EQ(rc, 0) << text;
+  EXPECT_NE(text.find("File too large"), std::string::npos) << text;
+  EXPECT_EQ(text.substr(0, text.find('\n')), text.substr(text.find('\n') + 1)) << "the same error both times";
+  EXPECT_EQ(partials(), 0u);
+  EXPECT_EQ(h5::read_string_attr(h5::open_file(file).get(), "which"), "previous");
+}
+
 }  // namespace

@@ -305,6 +305,20 @@ TEST(Curvature, PointMassUnderFmLinearIsStraight) {
   }
 }
 
+// The node-at-a-time form refuses a wrong number of nodes (it cannot see them all at once).
+TEST(Curvature, StreamRefusesTooFewOrTooManyNodes) {
+  const std::vector<double> tau{0.0, 0.5, 1.0};
+  const MatrixXd Z = MatrixXd::Ones(2, 3);
+  metrics::TrajectoryGeometry early(tau, Z, Z);
+  early.add(Z, Z);
+  EXPECT_THROW(early.add(MatrixXd::Ones(3, 3), Z), std::invalid_argument);  // not d x N
+  early.add(Z, Z);
+  EXPECT_THROW(early.finish(), std::invalid_argument);
+  metrics::TrajectoryGeometry late(tau, Z, Z);
+  for (int i = 0; i < 3; ++i) late.add(Z, Z);
+  EXPECT_THROW(late.add(Z, Z), std::invalid_argument);
+}
+
 TEST(Curvature, CircleAtConstantSpeed) {
   // Circles of radius r traversed through a fraction f of a turn, tau decreasing from 2 to 0.5.
   const double r0 = 0.7, f = 0.6, omega = 2 * std::numbers::pi * f;

@@ -45,4 +45,27 @@ struct CurvatureResult {
 CurvatureResult trajectory_geometry(std::span<const MatrixXd> Z, std::span<const MatrixXd> dZdtau,
                                     std::span<const double> tau);
 
+// The same, one node at a time, in memory O(d x N) whatever T (trajectory_geometry is this, fed from
+// its arrays): construct with every node time and the two end states (D = Z_T - Z_0 enters S at every
+// node), add() the nodes i = 0..T in order, then finish(). Node i is complete once node i+1 is in
+// (its 3-point difference and turning angle need both neighbours), so three nodes are kept.
+class TrajectoryGeometry {
+ public:
+  TrajectoryGeometry(std::span<const double> tau, const ConstMatRef& Z_first, const ConstMatRef& Z_last);
+  void add(const ConstMatRef& Z, const ConstMatRef& dZdtau);
+  CurvatureResult finish();
+
+ private:
+  void node(Eigen::Index i);  // accumulates node i; the window holds its neighbours
+  const MatrixXd& Zw(Eigen::Index i) const { return Z_[i % 3]; }
+  const MatrixXd& Vw(Eigen::Index i) const { return V_[i % 3]; }
+
+  Eigen::Index T_, added_ = 0;
+  double dtau_;
+  VectorXd h_;               // steps in s
+  MatrixXd D_, trapV_, A_;   // chord, trapezoid integral of Xdot, Xddot / dtau at one node
+  MatrixXd Z_[3], V_[3];     // nodes i-2..i, slot i % 3
+  CurvatureResult r_;
+};
+
 }  // namespace flowgauge::metrics

@@ -4,6 +4,7 @@
 #include <atomic>
 #include <cmath>
 #include <fmt/format.h>
+#include <filesystem>
 #include <future>
 #include <map>
 #include <mutex>
@@ -280,6 +281,9 @@ void stochastic_order_fits(const Table& cells, const std::vector<std::size_t>& r
 
 namespace {
 // One (data, schedule) pair of the curvature study: its table rows, profiles and plotted paths.
+// Memory O(particles x d): the reference states go to a PathStore (past reference.spill_mb to an
+// unlinked file in the temporary directory: the output's directory does not exist yet), and the
+// geometry takes them one node at a time.
 CurvatureStudy curvature_pair(const Experiment& e, const DataAxis& data, const ScheduleAxis& sa) {
   CurvatureStudy out;
   const long n = std::min<long>(e.particles, 512);
@@ -287,38 +291,54 @@ CurvatureStudy curvature_pair(const Experiment& e, const DataAxis& data, const S
   const Schedule& s = *sa.schedule;
   Model model(gm, s);
   const Grid grid = make_grid(s, {.kind = "logsnr", .steps = e.curvature_steps});
+  const int nodes = static_cast<int>(grid.t.size());
   const TimePoint p0 = s.at(grid.t.front());
   const MatrixXd start = gm.sample(p0.alpha, p0.sigma, e.seeds.front(), n);
   ReferenceOptions ro;
   ro.rtol = std::max(e.ref_rtol, 1e-10);  // geometry needs ~1e-8, not the cells' 1e-11
   ro.atol = std::max(e.ref_atol, 1e-10);
-  const auto ref = reference_solve(model, grid, start, ro);
-  std::vector<MatrixXd> x0s, epss;
-  for (std::size_t i = 0; i < grid.t.size(); ++i) {
-    MatrixXd x0(gm.dim(), n), eps(gm.dim(), n);
-    model.predict(ref.states[i], grid.t[i], x0, eps);
-    x0s.push_back(std::move(x0));
-    epss.push_back(std::move(eps));
-  }
+  const double mb = double(start.size()) * nodes * sizeof(double) / (1 << 20);
+  PathStore states(gm.dim(), n, nodes, mb > e.ref_spill_mb ? std::filesystem::temp_directory_path().string() : std::string());
+  reference_solve(model, grid, start, ro, [&](int i, const MatrixXd& x) { states.put(i, x); });
+
+  std::vector<Coordinates> coords;
+  std::vector<metrics::TrajectoryGeometry> geo;
   for (const auto& cname : coord_names()) {
-    const Coordinates cs{parse_coord(cname), &s};
-    std::vector<MatrixXd> Z, dZ;
+    const Coordinates& cs = coords.emplace_back(Coordinates{parse_coord(cname), &s});
     std::vector<double> tau;
-    for (std::size_t i = 0; i < grid.t.size(); ++i) {
-      const TimePoint p = s.at(grid.t[i]);
+    for (double t : grid.t) tau.push_back(cs.tau(t));
+    const TimePoint a = s.at(grid.t.front()), b = s.at(grid.t.back());
+    geo.emplace_back(tau, states.get(0) / cs.scale(a), states.get(nodes - 1) / cs.scale(b));
+  }
+  const bool plot = gm.dim() == 2;  // a few trajectories in x for plots
+  const long m = std::min<long>(n, 64);
+  const int stride = std::max(1, nodes / 200);
+  CurvatureStudy::Paths paths{data.name, sa.name, {}, {}};
+  MatrixXd buf, x0(gm.dim(), n), eps(gm.dim(), n), Z, dZ;
+  for (int i = 0; i < nodes; ++i) {
+    const MatrixXd& x = states.view(i, buf);
+    model.predict(x, grid.t[i], x0, eps);
+    const TimePoint p = s.at(grid.t[i]);
+    for (std::size_t k = 0; k < coords.size(); ++k) {
       double cx, ce;
-      cs.drift_coeffs(p, cx, ce);
-      Z.push_back(ref.states[i] / cs.scale(p));
-      dZ.push_back(cx * x0s[i] + ce * epss[i]);
-      tau.push_back(cs.tau(grid.t[i]));
+      coords[k].drift_coeffs(p, cx, ce);
+      Z = x / coords[k].scale(p);
+      dZ = cx * x0 + ce * eps;
+      geo[k].add(Z, dZ);
     }
-    const auto g = metrics::trajectory_geometry(Z, dZ, tau);
+    if (plot && i % stride == 0) {
+      paths.x.push_back(x.leftCols(m));
+      paths.t.push_back(grid.t[i]);
+    }
+  }
+  for (std::size_t k = 0; k < coords.size(); ++k) {
+    const auto g = geo[k].finish();
     auto& T = out.table;
     T.col<std::string>("data").push_back(data.name);
     T.col<std::string>("schedule").push_back(sa.name);
-    T.col<std::string>("coordinates").push_back(cname);
+    T.col<std::string>("coordinates").push_back(coord_names()[k]);
     T.col<long long>("particles").push_back(n);
-    T.col<long long>("nodes").push_back(static_cast<long long>(grid.t.size()));
+    T.col<long long>("nodes").push_back(nodes);
     T.col<double>("straightness").push_back(g.straightness);
     T.col<double>("kinetic_energy").push_back(g.kinetic);
     T.col<double>("path_length").push_back(g.length);
@@ -328,16 +348,9 @@ CurvatureStudy curvature_pair(const Experiment& e, const DataAxis& data, const S
     T.col<double>("quadrature_defect").push_back(g.defect);
     out.profiles.push_back({g.s, g.kappa, g.speed});
   }
-  if (gm.dim() == 2) {  // a few trajectories in x for plots
-    const long m = std::min<long>(n, 64);
-    const std::size_t stride = std::max<std::size_t>(1, grid.t.size() / 200);
-    CurvatureStudy::Paths paths{data.name, sa.name, {}, {}};
-    for (std::size_t i = 0; i < grid.t.size(); i += stride) {
-      paths.x.push_back(ref.states[i].leftCols(m));
-      paths.t.push_back(grid.t[i]);
-    }
+  if (plot) {
     if (paths.t.back() != grid.t.back()) {
-      paths.x.push_back(ref.states.back().leftCols(m));
+      paths.x.push_back(states.get(nodes - 1).leftCols(m));
       paths.t.push_back(grid.t.back());
     }
     out.paths.push_back(std::move(paths));

@@ -1,6 +1,7 @@
 #pragma once
 // Running the real flowgauge binary from tests: exit status and merged stdout + stderr.
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -9,6 +10,7 @@
 #include <cstdio>
 #include <filesystem>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace flowgauge::testing {
@@ -72,6 +74,28 @@ inline pid_t spawn(const std::vector<std::string>& argv_in, const std::string& l
     _exit(127);
   }
   return pid;
+}
+
+// `flowgauge argv...` with its output to `log`; returns its exit status (-1: killed by a signal) and
+// its peak resident memory in kB (wait4's ru_maxrss).
+inline std::pair<int, long> run_peak_rss(const std::vector<std::string>& args, const std::string& log) {
+  std::vector<std::string> argv{kBinary};
+  argv.insert(argv.end(), args.begin(), args.end());
+  std::vector<char*> cargv;
+  for (auto& a : argv) cargv.push_back(a.data());
+  cargv.push_back(nullptr);
+  const pid_t pid = fork();
+  if (pid == 0) {
+    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    execv(cargv[0], cargv.data());
+    _exit(127);
+  }
+  int st = 0;
+  rusage u{};
+  ::wait4(pid, &st, 0, &u);
+  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, u.ru_maxrss};
 }
 
 // Durable cell files a run has finished in `<output>.cells` (temporaries of cells in flight excluded).

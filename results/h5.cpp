@@ -174,12 +174,15 @@ void write_raw(hid_t loc, const std::string& name, int rank, const hsize_t* dims
   Handle dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
   hsize_t total = 1;
   for (int i = 0; i < rank; ++i) total *= dims[i];
-  if (total >= 4096) {  // chunk along the first axis, ~1 MiB chunks, gzip level 4
+  // chunk along the first axis, ~1 MiB chunks; byte shuffle + gzip level 1 (float64 states: 1.27x
+  // smaller, where gzip 4 alone gave 1.07x for ~2x the zlib time: quickstart trajectories)
+  if (total >= 4096) {
     std::vector<hsize_t> chunk(dims, dims + rank);
     hsize_t row = total / std::max<hsize_t>(dims[0], 1);
     chunk[0] = std::max<hsize_t>(1, std::min<hsize_t>(dims[0], (1u << 17) / std::max<hsize_t>(row, 1)));
     must(H5Pset_chunk(dcpl.get(), rank, chunk.data()), "chunk");
-    must(H5Pset_deflate(dcpl.get(), 4), "deflate");
+    must(H5Pset_shuffle(dcpl.get()), "shuffle");
+    must(H5Pset_deflate(dcpl.get(), 1), "deflate");
   }
   Handle ds(H5Dcreate2(loc, name.c_str(), H5T_IEEE_F64LE, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT), H5Dclose);
   if (!ds) throw WriteError(fmt::format("{} (creating dataset '{}')", error_cause(), name));

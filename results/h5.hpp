@@ -60,7 +60,7 @@ Eigen::VectorXd read_vector(hid_t file, const std::string& dataset, const std::s
 // (T, N, d) float dataset -> T matrices d x N (the layout write_stack writes).
 std::vector<Eigen::MatrixXd> read_stack(hid_t file, const std::string& dataset, const std::string& file_name);
 
-// d x N -> (N, d) dataset, chunked and gzip-compressed when large.
+// d x N -> (N, d) dataset, chunked, byte-shuffled and gzip-compressed when large.
 void write_matrix(hid_t loc, const std::string& name, const Eigen::MatrixXd& m);
 void write_vector(hid_t loc, const std::string& name, const Eigen::VectorXd& v);
 // Several d x N matrices of one size -> (T, N, d) dataset (trajectories).

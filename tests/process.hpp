@@ -76,22 +76,12 @@ inline pid_t spawn(const std::vector<std::string>& argv_in, const std::string& l
   return pid;
 }
 
-// `flowgauge argv...` with its output to `log`; returns its exit status (-1: killed by a signal) and
+// `flowgauge args...` with its output to `log`; returns its exit status (-1: killed by a signal) and
 // its peak resident memory in kB (wait4's ru_maxrss).
 inline std::pair<int, long> run_peak_rss(const std::vector<std::string>& args, const std::string& log) {
   std::vector<std::string> argv{kBinary};
   argv.insert(argv.end(), args.begin(), args.end());
-  std::vector<char*> cargv;
-  for (auto& a : argv) cargv.push_back(a.data());
-  cargv.push_back(nullptr);
-  const pid_t pid = fork();
-  if (pid == 0) {
-    const int fd = ::open(log.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(fd, 1);
-    dup2(fd, 2);
-    execv(cargv[0], cargv.data());
-    _exit(127);
-  }
+  const pid_t pid = spawn(argv, log);
   int st = 0;
   rusage u{};
   ::wait4(pid, &st, 0, &u);

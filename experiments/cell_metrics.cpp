@@ -29,6 +29,10 @@ std::shared_ptr<const NoiseSource> brownian_path(const GaussianMixture& gm, cons
   return std::make_shared<BrownianTree>(gm.dim(), seed, lo, s.t_hi());
 }
 
+bool over_spill_limit(const Experiment& e, const MatrixXd& start, std::size_t count) {
+  return double(start.size()) * double(count) * sizeof(double) / (1 << 20) > e.ref_spill_mb;
+}
+
 ReferencePath reference_path(Model& model, const Grid& grid, const MatrixXd& start, double rtol, double atol,
                              const std::string& spill_dir) {
   ReferenceOptions o;
@@ -297,8 +301,8 @@ CurvatureStudy curvature_pair(const Experiment& e, const DataAxis& data, const S
   ReferenceOptions ro;
   ro.rtol = std::max(e.ref_rtol, 1e-10);  // geometry needs ~1e-8, not the cells' 1e-11
   ro.atol = std::max(e.ref_atol, 1e-10);
-  const double mb = double(start.size()) * nodes * sizeof(double) / (1 << 20);
-  PathStore states(gm.dim(), n, nodes, mb > e.ref_spill_mb ? std::filesystem::temp_directory_path().string() : std::string());
+  PathStore states(gm.dim(), n, nodes,
+                   over_spill_limit(e, start, grid.t.size()) ? std::filesystem::temp_directory_path().string() : std::string());
   reference_solve(model, grid, start, ro, [&](int i, const MatrixXd& x) { states.put(i, x); });
 
   std::vector<Coordinates> coords;

@@ -17,6 +17,9 @@ struct ReferencePath {
 // The Brownian path of a cell's stochastic sampler over the schedule's [t_lo, t_hi], keyed by seed.
 std::shared_ptr<const NoiseSource> brownian_path(const GaussianMixture& gm, const Schedule& s, std::uint64_t seed);
 
+// Whether `count` states the size of `start` are over reference.spill_mb (then kept in a file).
+bool over_spill_limit(const Experiment& e, const MatrixXd& start, std::size_t count);
+
 // The states go to an unlinked file in `spill_dir` (empty: kept in memory), so a running cell holds
 // O(particles x d) of them whatever the step count.
 ReferencePath reference_path(Model& model, const Grid& grid, const MatrixXd& start, double rtol, double atol,

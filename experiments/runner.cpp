@@ -66,8 +66,7 @@ class ReferenceCache {
     if (compute) {
       try {
         // States beyond reference.spill_mb go to an unlinked file: memory O(particles x d) per path.
-        const double mb = double(start.size()) * double(grid.t.size()) * sizeof(double) / (1 << 20);
-        const std::string dir = mb > e.ref_spill_mb ? spill_dir_ : std::string();
+        const std::string dir = over_spill_limit(e, start, grid.t.size()) ? spill_dir_ : std::string();
         try {
           mine.set_value(std::make_shared<const ReferencePath>(reference_path(model, grid, start, e.ref_rtol, e.ref_atol, dir)));
         } catch (const PathStoreError& err) {

@@ -371,10 +371,15 @@ Table fit_orders(const Table& cells) {
   auto I = [&](const char* k) -> const std::vector<long long>& {
     return std::get<std::vector<long long>>(cells.columns[std::find(cells.names.begin(), cells.names.end(), k) - cells.names.begin()]);
   };
-  std::map<std::tuple<std::string, std::string, std::string, std::string, long long>, std::vector<std::size_t>> groups;
-  for (std::size_t r = 0; r < n; ++r)
-    groups[std::make_tuple(S("data")[r], S("schedule")[r], S("solver")[r], S("grid")[r], I("seed")[r])].push_back(r);
-  for (const auto& [key, rows] : groups) {
+  // groups in the order of their first row (rows come in plan order)
+  std::map<std::tuple<std::string, std::string, std::string, std::string, long long>, std::size_t> index;
+  std::vector<std::vector<std::size_t>> groups;
+  for (std::size_t r = 0; r < n; ++r) {
+    const auto [it, fresh] = index.emplace(std::make_tuple(S("data")[r], S("schedule")[r], S("solver")[r], S("grid")[r], I("seed")[r]), groups.size());
+    if (fresh) groups.emplace_back();
+    groups[it->second].push_back(r);
+  }
+  for (const auto& rows : groups) {
     std::vector<double> ns, errs;
     double floor = 0;
     for (auto r : rows) {

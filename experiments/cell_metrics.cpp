@@ -305,14 +305,15 @@ CurvatureStudy curvature_pair(const Experiment& e, const DataAxis& data, const S
                    over_spill_limit(e, start, grid.t.size()) ? std::filesystem::temp_directory_path().string() : std::string());
   reference_solve(model, grid, start, ro, [&](int i, const MatrixXd& x) { states.put(i, x); });
 
+  const MatrixXd first = states.get(0), last = states.get(nodes - 1);
+  const TimePoint p_last = s.at(grid.t.back());
   std::vector<Coordinates> coords;
   std::vector<metrics::TrajectoryGeometry> geo;
   for (const auto& cname : coord_names()) {
     const Coordinates& cs = coords.emplace_back(Coordinates{parse_coord(cname), &s});
     std::vector<double> tau;
     for (double t : grid.t) tau.push_back(cs.tau(t));
-    const TimePoint a = s.at(grid.t.front()), b = s.at(grid.t.back());
-    geo.emplace_back(tau, states.get(0) / cs.scale(a), states.get(nodes - 1) / cs.scale(b));
+    geo.emplace_back(tau, first / cs.scale(p0), last / cs.scale(p_last));
   }
   const bool plot = gm.dim() == 2;  // a few trajectories in x for plots
   const long m = std::min<long>(n, 64);
@@ -354,7 +355,7 @@ CurvatureStudy curvature_pair(const Experiment& e, const DataAxis& data, const S
   }
   if (plot) {
     if (paths.t.back() != grid.t.back()) {
-      paths.x.push_back(states.get(nodes - 1).leftCols(m));
+      paths.x.push_back(last.leftCols(m));
       paths.t.push_back(grid.t.back());
     }
     out.paths.push_back(std::move(paths));

@@ -516,27 +516,20 @@ Experiment parse_experiment(const std::string& text, const std::string& path, co
                        "more than {}: split the study into several files",
                        e.data.size(), e.schedules.size(), e.solvers.size(), e.grids.size(), e.steps.size(),
                        e.seeds.size(), size, limits.max_cells));
-  for (int d = 0; d < int(e.data.size()); ++d)
-    for (int s = 0; s < int(e.schedules.size()); ++s)
-      for (int v = 0; v < int(e.solvers.size()); ++v)
-        for (int g = 0; g < int(e.grids.size()); ++g)
-          for (int n : e.steps)
-            for (auto seed : e.seeds) {
-              Cell cell{0, d, s, v, g, n, seed};
-              const bool expl = e.grids[g].spec.kind == "explicit";
-              if (expl) {
-                if (n != e.steps.front()) continue;  // an explicit grid has its own step count
-                cell.steps = static_cast<int>(e.grids[g].spec.times.size()) - 1;
-              }
-              ++e.cells_before_filters;
-              if (std::any_of(excludes.begin(), excludes.end(), [&](const Filter& f) { return f.matches(e, cell); })) continue;
-              if (!onlys.empty() && std::none_of(onlys.begin(), onlys.end(), [&](const Filter& f) { return f.matches(e, cell); }))
-                continue;
-              cell.id = static_cast<int>(e.cells.size());
-              e.cells.push_back(cell);
-            }
+  std::vector<int> explicit_steps;
+  for (const auto& g : e.grids) explicit_steps.push_back(g.spec.kind == "explicit" ? static_cast<int>(g.spec.times.size()) - 1 : -1);
+  e.cells = Plan(e.data.size(), e.schedules.size(), e.solvers.size(), explicit_steps, e.steps, e.seeds);
+  for (std::size_t p = 0; p < e.cells.positions(); ++p) {
+    const Cell cell = e.cells.cell_at(p);
+    if (explicit_steps[cell.grid] >= 0 && e.steps[e.cells.digits(p)[Plan::kSteps]] != e.steps.front()) continue;  // its own step count
+    ++e.cells_before_filters;
+    if (std::any_of(excludes.begin(), excludes.end(), [&](const Filter& f) { return f.matches(e, cell); })) continue;
+    if (!onlys.empty() && std::none_of(onlys.begin(), onlys.end(), [&](const Filter& f) { return f.matches(e, cell); }))
+      continue;
+    e.cells.keep(p);
+  }
+  e.cells.freeze();
   if (e.cells.empty()) c.fail(&root, "exclude/only", "the filters leave no cell to run");
-  e.cells.shrink_to_fit();  // the plan lives as long as the run: without the doubling's slack
 
   // Every cell's grid must exist on its schedule (e.g. denoise needs sigma = 0 to be reachable).
   std::map<std::tuple<int, int, int>, double> first_t;  // (schedule, grid, steps) -> the grid's first time

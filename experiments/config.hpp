@@ -9,6 +9,7 @@
 
 #include "analytics/mixture.hpp"
 #include "analytics/schedule.hpp"
+#include "experiments/plan.hpp"
 #include "solvers/grid.hpp"
 #include "solvers/solver.hpp"
 
@@ -36,12 +37,6 @@ struct GridAxis {
   std::string label;
 };
 
-struct Cell {
-  int id = 0;  // position in the plan (deterministic order)
-  int data = 0, schedule = 0, solver = 0, grid = 0, steps = 0;
-  std::uint64_t seed = 0;
-};
-
 struct Experiment {
   std::string file, text, name, description, output;
   long particles = 256;
@@ -58,7 +53,7 @@ struct Experiment {
   std::vector<GridAxis> grids;
   std::vector<int> steps;
   std::vector<std::uint64_t> seeds;
-  std::vector<Cell> cells;  // after exclude / only filters
+  Plan cells;  // after exclude / only filters
   std::size_t cells_before_filters = 0;
   std::uint64_t plan_hash = 0;  // identifies the plan (resume, shards, merge)
 

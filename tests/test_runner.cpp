@@ -17,6 +17,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <random>
 #include <set>
 #include <sstream>
 #include <string>
@@ -223,6 +224,48 @@ std::set<Key> keys_where(const Experiment& e, const std::function<bool(const Cel
   for (const auto& c : e.cells)
     if (keep(c)) out.insert(key_of(e, c));
   return out;
+}
+
+// The plan keeps one bit per combination (experiments/plan.hpp); its select and its iterator
+// against a plain list of the kept positions and cells decoded by nested loops.
+TEST(Plan, SelectAndIterationAgreeWithAListOfTheKeptPositions) {
+  const std::vector<int> steps{4, 8, 16};
+  const std::vector<std::uint64_t> seeds{9, 2, 5, 11};
+  const std::vector<int> expl{-1, 6, -1};  // grid 1 is explicit, 6 steps
+  std::vector<Cell> all;                   // by position, seed fastest
+  for (int d = 0; d < 3; ++d)
+    for (int s = 0; s < 2; ++s)
+      for (int v = 0; v < 5; ++v)
+        for (int g = 0; g < 3; ++g)
+          for (int n : steps)
+            for (auto seed : seeds) all.push_back({0, d, s, v, g, expl[g] >= 0 ? expl[g] : n, seed});
+  ASSERT_EQ(all.size(), 1080u);  // 17 words, three 512-position blocks: the rank counts cross blocks
+  std::mt19937_64 rng(3);
+  for (double density : {0.0, 0.01, 0.5, 0.97, 1.0}) {
+    Plan plan(3, 2, 5, expl, steps, seeds);
+    ASSERT_EQ(plan.positions(), all.size());
+    std::vector<std::size_t> kept;
+    for (std::size_t p = 0; p < all.size(); ++p)
+      if (std::uniform_real_distribution<double>(0, 1)(rng) < density || (density > 0 && p >= 512 && p < 640)) {
+        kept.push_back(p);
+        plan.keep(p);
+      }
+    plan.freeze();
+    ASSERT_EQ(plan.size(), kept.size()) << density;
+    auto same = [&](const Cell& c, std::size_t id) {
+      const Cell& w = all[kept[id]];
+      return c.id == int(id) && c.data == w.data && c.schedule == w.schedule && c.solver == w.solver && c.grid == w.grid &&
+             c.steps == w.steps && c.seed == w.seed;
+    };
+    for (std::size_t id = 0; id < kept.size(); ++id) {
+      ASSERT_EQ(plan.position(id), kept[id]) << density << " id " << id;
+      ASSERT_TRUE(same(plan[id], id)) << density << " id " << id;
+    }
+    std::size_t id = 0;
+    for (const Cell& c : plan) ASSERT_TRUE(same(c, id++)) << density;
+    EXPECT_EQ(id, kept.size());
+    EXPECT_THROW((void)plan.position(kept.size()), std::out_of_range);
+  }
 }
 
 TEST_F(Runner, PlanIsTheFullCartesianProductInDeterministicOrder) {

@@ -19,6 +19,7 @@
 #include <filesystem>
 #include <future>
 #include <mutex>
+#include <queue>
 #include <thread>
 
 #include "analytics/errors.hpp"
@@ -681,70 +682,105 @@ int resolve_threads(const Experiment& e, const RunOptions& opt) {
 
 // ---- splitting the plan ----
 
-std::vector<double> cell_costs(const Experiment& e) {
-  std::vector<double> evals(e.solvers.size());
-  for (std::size_t v = 0; v < e.solvers.size(); ++v)
-    evals[v] = make_solver(e.solvers[v].name, e.solvers[v].options)->traits().evals_per_step;
-  std::vector<double> cost;
-  for (const auto& c : e.cells) {
-    const auto& gm = *e.data[c.data].mixture;
-    cost.push_back(double(e.particles) * gm.size() * gm.dim() * c.steps * std::max(1.0, evals[c.solver]));
-  }
-  return cost;
+CellCost::CellCost(const Experiment& e) : e_(e) {
+  for (const auto& sv : e.solvers) evals_.push_back(make_solver(sv.name, sv.options)->traits().evals_per_step);
 }
 
-namespace {
-std::string reference_key(const Cell& c) { return fmt::format("{}|{}|{}|{}|{}", c.data, c.schedule, c.grid, c.steps, c.seed); }
-}  // namespace
+double CellCost::operator()(const Cell& c) const {
+  const auto& gm = *e_.data[c.data].mixture;
+  return double(e_.particles) * gm.size() * gm.dim() * c.steps * std::max(1.0, evals_[c.solver]);
+}
 
-std::vector<std::vector<int>> reference_groups(const Experiment& e, const std::vector<int>& cells) {
-  const auto cost = cell_costs(e);
-  std::map<std::string, std::size_t> index;
-  std::vector<std::vector<int>> groups;
+double CellCost::reference(const Cell& c) const {
+  const auto& gm = *e_.data[c.data].mixture;
+  return double(e_.particles) * gm.size() * gm.dim() * c.steps * 4;
+}
+
+Groups reference_groups(const Experiment& e, const std::vector<int>& cells) {
+  // A group is a plan position without its solver digit; steps and seeds by value (a list may
+  // repeat one), an explicit grid's own step count by the grid.
+  const auto& plan = e.cells;
+  auto first_of = [](const auto& values) {
+    std::vector<std::size_t> cls(values.size());
+    for (std::size_t i = 0; i < values.size(); ++i)
+      cls[i] = static_cast<std::size_t>(std::find(values.begin(), values.end(), values[i]) - values.begin());
+    return cls;
+  };
+  const auto step_class = first_of(e.steps), seed_class = first_of(e.seeds);
+  auto key = [&](std::size_t position) {
+    const auto d = plan.digits(position);
+    const bool expl = e.grids[d[Plan::kGrid]].spec.kind == "explicit";
+    return (((d[Plan::kData] * e.schedules.size() + d[Plan::kSchedule]) * e.grids.size() + d[Plan::kGrid]) * e.steps.size() +
+            (expl ? 0 : step_class[d[Plan::kSteps]])) * e.seeds.size() + seed_class[d[Plan::kSeed]];
+  };
+  constexpr std::uint32_t kNone = UINT32_MAX;
+  std::vector<std::uint32_t> slot(plan.positions() / std::max<std::size_t>(1, e.solvers.size()), kNone);  // key -> group
+  std::vector<std::uint32_t> count;
   std::vector<double> gcost;
+  const CellCost cost(e);
   for (int id : cells) {
-    const Cell& c = e.cells[id];
-    const auto [it, fresh] = index.emplace(reference_key(c), groups.size());
-    if (fresh) {
-      groups.emplace_back();
-      // the reference path itself: an adaptive high-accuracy solve on the same grid, counted as a
-      // 4-evaluation-per-step solver
-      const auto& gm = *e.data[c.data].mixture;
-      gcost.push_back(double(e.particles) * gm.size() * gm.dim() * c.steps * 4);
+    const std::size_t position = plan.position(static_cast<std::size_t>(id));
+    const Cell c = plan.cell_at(position, id);
+    auto& g = slot[key(position)];
+    if (g == kNone) {
+      g = static_cast<std::uint32_t>(count.size());
+      count.push_back(0);
+      gcost.push_back(cost.reference(c));
     }
-    groups[it->second].push_back(id);
-    gcost[it->second] += cost[id];
+    ++count[g];
+    gcost[g] += cost(c);
   }
-  std::vector<std::size_t> order(groups.size());
-  for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::vector<std::uint32_t> order(count.size());
+  for (std::size_t i = 0; i < order.size(); ++i) order[i] = static_cast<std::uint32_t>(i);
   std::stable_sort(order.begin(), order.end(), [&](auto a, auto b) { return gcost[a] > gcost[b]; });
-  std::vector<std::vector<int>> out;
-  for (auto i : order) out.push_back(std::move(groups[i]));
+  Groups out;
+  out.start.assign(order.size() + 1, 0);
+  std::vector<std::uint32_t> next(order.size());  // group (first-appearance number) -> where its next cell goes
+  for (std::size_t r = 0; r < order.size(); ++r) {
+    next[order[r]] = out.start[r];
+    out.start[r + 1] = out.start[r] + count[order[r]];
+  }
+  out.ids.resize(cells.size());
+  for (int id : cells) out.ids[next[slot[key(plan.position(static_cast<std::size_t>(id)))]]++] = id;
   return out;
 }
 
-std::vector<int> shard_owners(const Experiment& e, int n) {
-  // Longest processing time first: each item (a reference group, or a single cell when there are
-  // fewer groups than shards) goes to the least-loaded shard, ties to the lowest index.
+namespace {
+// The static split of job arrays. Longest processing time first: each item (a reference group, or
+// a single cell when there are fewer groups than shards) goes to the least-loaded shard, ties to
+// the lowest index. Calls owned(id, shard) for every cell of the plan.
+template <class F>
+void split_shards(const Experiment& e, int n, F&& owned) {
   std::vector<int> all(e.cells.size());
   for (std::size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int>(i);
-  auto items = reference_groups(e, all);
-  const auto cost = cell_costs(e);
+  Groups items = reference_groups(e, all);
+  const CellCost cost(e);
   if (items.size() < std::size_t(n)) {
-    items.clear();
-    std::vector<int> order = all;
-    std::stable_sort(order.begin(), order.end(), [&](int a, int b) { return cost[a] > cost[b]; });
-    for (int id : order) items.push_back({id});
+    std::vector<double> c(all.size());
+    for (std::size_t i = 0; i < all.size(); ++i) c[i] = cost(e.cells[i]);
+    std::stable_sort(all.begin(), all.end(), [&](int a, int b) { return c[a] > c[b]; });
+    items.ids = all;
+    items.start.assign(all.size() + 1, 0);
+    for (std::size_t i = 0; i <= all.size(); ++i) items.start[i] = static_cast<std::uint32_t>(i);
   }
-  std::vector<double> load(n, 0.0);
-  std::vector<int> owner(e.cells.size(), -1);
-  for (const auto& item : items) {
-    const int s = static_cast<int>(std::min_element(load.begin(), load.end()) - load.begin());
-    for (int id : item) {
-      owner[id] = s;
-      load[s] += cost[id];
+  // (load, shard), least first: the first minimum of the loads, as a scan would find it
+  std::priority_queue<std::pair<double, int>, std::vector<std::pair<double, int>>, std::greater<>> least;
+  for (int s = 0; s < n; ++s) least.push({0.0, s});
+  for (std::size_t g = 0; g < items.size(); ++g) {
+    auto [load, s] = least.top();
+    least.pop();
+    for (int id : items[g]) {
+      owned(id, s);
+      load += cost(e.cells[static_cast<std::size_t>(id)]);
     }
+    least.push({load, s});
   }
+}
+}  // namespace
+
+std::vector<int> shard_owners(const Experiment& e, int n) {
+  std::vector<int> owner(e.cells.size(), -1);
+  split_shards(e, n, [&](int id, int s) { owner[id] = s; });
   return owner;
 }
 
@@ -887,10 +923,11 @@ std::string shard_output(const std::string& output, int shard, int shards) {
 }
 
 std::vector<int> shard_cells(const Experiment& e, int shard, int shards) {
-  const auto owner = shard_owners(e, shards);
   std::vector<int> out;
-  for (std::size_t i = 0; i < owner.size(); ++i)
-    if (owner[i] == shard) out.push_back(static_cast<int>(i));
+  split_shards(e, shards, [&](int id, int s) {
+    if (s == shard) out.push_back(id);
+  });
+  std::sort(out.begin(), out.end());
   return out;
 }
 

@@ -29,6 +29,7 @@
 #include "experiments/config.hpp"
 #include "results/h5.hpp"
 #include "results/table.hpp"
+#include "solvers/solver.hpp"
 #include "tests/process.hpp"
 #include "tests/run_contents.hpp"
 
@@ -199,6 +200,93 @@ TEST_F(Scaleout, TheSplitIsAFunctionOfThePlanOnly) {
   r = run("run " + file + " --shard 1/4 --quiet --output " + path("again.h5"));
   ASSERT_EQ(r.status, 0) << r.output;
   EXPECT_EQ(cell_ids(shard_file(1, 4)), cell_ids(path("again.shard-1-of-4.h5")));
+}
+
+// The split by its documented rule (runner.cpp split_shards), computed here from the plan alone:
+// groups of cells sharing a reference path (data, schedule, grid, steps, seed by value), costliest
+// first (ties: first appearance), each to the least-loaded shard (ties: lowest index); single
+// cells, costliest first, when there are fewer groups than shards. Repeated steps and seeds, an
+// explicit grid and a filter make groups that differ from the plan's blocks.
+TEST_F(Scaleout, TheSplitIsLongestProcessingTimeFirstOverReferenceGroups) {
+  const auto file = write("g.toml", R"TOML(name = "groups"
+output = "{DIR}/g.h5"
+particles = 8
+steps = [4, 8, 4]
+seeds = [1, 1, 2]
+
+[data]
+g = { preset = "gmm8-2d" }
+h = { preset = "gaussian" }
+
+[schedules]
+vp = { name = "vp-linear" }
+
+[[grids]]
+kind = "logsnr"
+
+[[grids]]
+kind = "explicit"
+sigmas = [80, 10, 1, 0.1, 0.002]
+
+[[solvers]]
+name = ["euler", "heun", "rk4"]
+
+[[exclude]]
+solver = "heun"
+seed = 2
+)TOML");
+  const Experiment e = load_experiment(file);
+  auto cost = [&](const Cell& c, double evals) {
+    const auto& gm = *e.data[c.data].mixture;
+    return double(e.particles) * gm.size() * gm.dim() * c.steps * evals;
+  };
+  std::vector<double> cell_cost;
+  std::map<std::string, std::size_t> index;
+  std::vector<std::vector<int>> groups;
+  std::vector<double> gcost;
+  for (const auto& c : e.cells) {
+    const auto& sv = e.solvers[c.solver];
+    cell_cost.push_back(cost(c, std::max(1, make_solver(sv.name, sv.options)->traits().evals_per_step)));
+    const auto [it, fresh] = index.emplace(fmt::format("{}|{}|{}|{}|{}", c.data, c.schedule, c.grid, c.steps, c.seed), groups.size());
+    if (fresh) {
+      groups.emplace_back();
+      gcost.push_back(cost(c, 4));  // the reference path: 4 evaluations per step
+    }
+    groups[it->second].push_back(c.id);
+    gcost[it->second] += cell_cost.back();
+  }
+  ASSERT_LT(groups.size(), e.cells.size());  // some groups hold several solvers
+  for (int n : {3, 7, 40}) {
+    std::vector<std::vector<int>> items;
+    std::vector<std::size_t> order(groups.size());
+    for (std::size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(), [&](auto a, auto b) { return gcost[a] > gcost[b]; });
+    for (auto i : order) items.push_back(groups[i]);
+    if (items.size() < std::size_t(n)) {
+      std::vector<int> ids(e.cells.size());
+      for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = int(i);
+      std::stable_sort(ids.begin(), ids.end(), [&](int a, int b) { return cell_cost[a] > cell_cost[b]; });
+      items.clear();
+      for (int id : ids) items.push_back({id});
+    }
+    std::vector<double> load(n, 0.0);
+    std::vector<std::vector<long long>> want(n);
+    for (const auto& item : items) {
+      const auto s = std::size_t(std::min_element(load.begin(), load.end()) - load.begin());
+      for (int id : item) {
+        want[s].push_back(id);
+        load[s] += cell_cost[id];
+      }
+    }
+    for (int i : {0, 1, n - 1}) {
+      const auto r = run(fmt::format("run {} --shard {}/{} --threads 1 --quiet", file, i, n));
+      ASSERT_EQ(r.status, 0) << r.output;
+      std::sort(want[i].begin(), want[i].end());
+      auto got = cell_ids(shard_file(i, n, "g"));
+      std::sort(got.begin(), got.end());
+      EXPECT_EQ(got, want[i]) << "shard " << i << " of " << n;
+    }
+  }
 }
 
 TEST_F(Scaleout, SlurmArrayVariablesChooseTheShard) {

@@ -226,9 +226,9 @@ struct Filter {
 // seed, or a solver option, each with the values the plan has.
 std::map<std::string, std::vector<std::string>> filter_values(const Experiment& e) {
   std::map<std::string, std::vector<std::string>> v;
+  std::set<std::pair<std::string, std::string>> seen;  // not a scan per value: 1e6 seeds are allowed
   auto add = [&](const std::string& k, const std::string& x) {
-    auto& l = v[k];
-    if (std::find(l.begin(), l.end(), x) == l.end()) l.push_back(x);
+    if (seen.emplace(k, x).second) v[k].push_back(x);
   };
   for (const auto& d : e.data) add("data", d.name);
   for (const auto& s : e.schedules) add("schedule", s.name);
@@ -494,6 +494,9 @@ Experiment parse_experiment(const std::string& text, const std::string& path, co
         if (!tn) c.fail(&gt, key, "an explicit grid needs times = [...] or sigmas = [...]");
         g.spec.in_sigma = gt.get("sigmas") != nullptr;
         for (const auto* x : c.list(*tn)) g.spec.times.push_back(c.number(*x, key + (g.spec.in_sigma ? ".sigmas" : ".times")));
+        if (g.spec.times.size() < 2)
+          c.fail(tn, key + (g.spec.in_sigma ? ".sigmas" : ".times"),
+                 fmt::format("an explicit grid needs at least 2 points (one step), got {}", g.spec.times.size()));
         g.label = fmt::format("explicit({} points)", g.spec.times.size());
       } else {
         g.label = g.spec.kind == "edm" || g.spec.kind == "polyexponential" ? fmt::format("{}(rho={})", g.spec.kind, g.spec.rho)

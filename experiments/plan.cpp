@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <bit>
+#include <limits>
 #include <stdexcept>
 
 namespace flowgauge {
@@ -14,6 +15,8 @@ Plan::Plan(std::size_t data, std::size_t schedules, std::size_t solvers, std::ve
       seeds_(std::move(seeds)) {
   positions_ = 1;
   for (auto r : radix_) positions_ *= r;
+  if (positions_ > static_cast<std::size_t>(std::numeric_limits<int>::max()))
+    throw std::length_error("Plan: more positions than cell ids (int) can number");
   bits_.assign((positions_ + 63) / 64, 0);
 }
 
@@ -39,11 +42,12 @@ Cell Plan::cell_at(std::size_t position, int id) const {
 }
 
 void Plan::keep(std::size_t position) {
-  if (position >= positions_) throw std::logic_error("Plan::keep: position outside the product");
+  if (position >= positions_ || frozen_) throw std::logic_error("Plan::keep: position outside the product, or after freeze()");
   bits_[position / 64] |= std::uint64_t{1} << (position % 64);
 }
 
 void Plan::freeze() {
+  frozen_ = true;
   before_.assign((bits_.size() + kWordsPerBlock - 1) / kWordsPerBlock, 0);
   std::size_t n = 0;
   for (std::size_t w = 0; w < bits_.size(); ++w) {

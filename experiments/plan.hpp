@@ -1,10 +1,11 @@
 #pragma once
 // The cells of a sweep plan without a list of them. A cell is a position in
 // data x schedule x solver x grid x steps x seed (mixed radix, seed fastest: the plan order), and
-// one bit per position says whether the plan has it (an explicit grid keeps only the first step
-// count; exclude/only filters drop more). Cell id = rank of its position among the kept ones.
-// Memory: 1 bit per position plus 4 bytes per 512, ~0.14 MB at PlanLimits::max_cells, however
-// many cells a run has finished (issue 8: a sweep's memory independent of its number of cells).
+// one bit per position says whether the plan has it (an explicit grid has its own step count and
+// keeps the positions whose steps value is the list's first; exclude/only filters drop more).
+// Cell id = rank of its position among the kept ones. Memory: 1 bit per position plus 4 bytes per
+// 512, ~0.14 MB at PlanLimits::max_cells (plus a copy of the steps and seeds lists), however many
+// cells a run has (issue 8: a sweep's memory independent of its number of cells).
 #include <array>
 #include <cstddef>
 #include <cstdint>
@@ -25,15 +26,15 @@ class Plan {
   using Digits = std::array<std::size_t, 6>;  // one index per axis
 
   Plan() = default;
-  // `explicit_steps[g]` >= 0: grid g's own step count (its cells keep the steps axis' first
-  // index only); -1: the cell's steps are steps[index].
+  // `explicit_steps[g]` >= 0: grid g's own step count (an explicit grid); -1: the cell's steps
+  // are steps[index]. At most INT_MAX positions (cell ids are int).
   Plan(std::size_t data, std::size_t schedules, std::size_t solvers, std::vector<int> explicit_steps, std::vector<int> steps,
        std::vector<std::uint64_t> seeds);
 
   std::size_t positions() const { return positions_; }  // the full product
   Digits digits(std::size_t position) const;
   Cell cell_at(std::size_t position, int id = 0) const;  // the cell a position would be
-  // Building: keep positions in increasing order, then freeze().
+  // Building: keep() the plan's positions, then freeze() (counts the kept ones; keep() after it throws).
   void keep(std::size_t position);
   void freeze();
 
@@ -52,6 +53,7 @@ class Plan {
     using difference_type = std::ptrdiff_t;
     using pointer = void;
     using reference = Cell;
+    iterator() = default;
     Cell operator*() const { return plan_->cell_at(pos_, static_cast<int>(id_)); }
     iterator& operator++();
     iterator operator++(int) {
@@ -60,6 +62,8 @@ class Plan {
       return old;
     }
     bool operator==(const iterator& o) const { return id_ == o.id_; }
+    std::size_t id() const { return id_; }
+    std::size_t position() const { return pos_; }
 
    private:
     friend class Plan;
@@ -76,6 +80,7 @@ class Plan {
 
   Digits radix_{};
   std::size_t positions_ = 0, size_ = 0;
+  bool frozen_ = false;
   std::vector<int> explicit_steps_, steps_;
   std::vector<std::uint64_t> seeds_;
   std::vector<std::uint64_t> bits_;

@@ -408,18 +408,18 @@ Table fit_orders(const Table& cells) {
 }
 
 // The orders table of every finished cell, one block of the plan at a time: a fit is over the steps
-// of one (data, schedule, solver, grid, seed), and the plan's loops (config.cpp) put those of one
+// of one (data, schedule, solver, grid, seed), and the plan's order (plan.hpp) puts those of one
 // (data, schedule, solver, grid) next to each other. A first pass sizes the table (rows, string
 // widths), the second writes each block's rows as they come: only a block's rows are ever in memory.
 void write_orders(hid_t loc, const Experiment& e, const Finished& done) {
   auto each_block = [&](const auto& fn) {
-    auto block = [&](const Cell& c) { return std::make_tuple(c.data, c.schedule, c.solver, c.grid); };
-    for (std::size_t first = 0; first < e.cells.size();) {
-      std::size_t last = first + 1;
-      while (last < e.cells.size() && block(e.cells[last]) == block(e.cells[first])) ++last;
-      const Table t = fit_orders(done.rows(static_cast<int>(first), static_cast<int>(last), kOrderColumns));
+    // one (data, schedule, solver, grid): the plan positions that differ in steps and seed only
+    const std::size_t per_block = e.steps.size() * e.seeds.size();
+    for (auto it = e.cells.begin(); it != e.cells.end();) {
+      const std::size_t first = it.id(), block = it.position() / per_block;
+      while (it != e.cells.end() && it.position() / per_block == block) ++it;
+      const Table t = fit_orders(done.rows(static_cast<int>(first), static_cast<int>(it.id()), kOrderColumns));
       if (t.rows()) fn(t);
-      first = last;
     }
   };
   std::vector<std::string> names;
@@ -700,18 +700,19 @@ Groups reference_groups(const Experiment& e, const std::vector<int>& cells) {
   // A group is a plan position without its solver digit; steps and seeds by value (a list may
   // repeat one), an explicit grid's own step count by the grid.
   const auto& plan = e.cells;
-  auto first_of = [](const auto& values) {
+  auto first_of = [](const auto& values) {  // index of each value's first occurrence
+    std::map<typename std::decay_t<decltype(values)>::value_type, std::size_t> first;
     std::vector<std::size_t> cls(values.size());
-    for (std::size_t i = 0; i < values.size(); ++i)
-      cls[i] = static_cast<std::size_t>(std::find(values.begin(), values.end(), values[i]) - values.begin());
+    for (std::size_t i = 0; i < values.size(); ++i) cls[i] = first.emplace(values[i], i).first->second;
     return cls;
   };
   const auto step_class = first_of(e.steps), seed_class = first_of(e.seeds);
+  std::vector<char> expl;
+  for (const auto& g : e.grids) expl.push_back(g.spec.kind == "explicit");
   auto key = [&](std::size_t position) {
     const auto d = plan.digits(position);
-    const bool expl = e.grids[d[Plan::kGrid]].spec.kind == "explicit";
     return (((d[Plan::kData] * e.schedules.size() + d[Plan::kSchedule]) * e.grids.size() + d[Plan::kGrid]) * e.steps.size() +
-            (expl ? 0 : step_class[d[Plan::kSteps]])) * e.seeds.size() + seed_class[d[Plan::kSeed]];
+            (expl[d[Plan::kGrid]] ? 0 : step_class[d[Plan::kSteps]])) * e.seeds.size() + seed_class[d[Plan::kSeed]];
   };
   constexpr std::uint32_t kNone = UINT32_MAX;
   std::vector<std::uint32_t> slot(plan.positions() / std::max<std::size_t>(1, e.solvers.size()), kNone);  // key -> group

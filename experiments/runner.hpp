@@ -34,7 +34,7 @@ RunSummary run_experiment(const Experiment& e, const RunOptions& opt);
 // "results/x.h5", 1, 4 -> "results/x.shard-1-of-4.h5" (a trailing .h5 is kept last).
 std::string shard_output(const std::string& output, int shard, int shards);
 // The cells of static shard i of n: a deterministic cost-balanced split that keeps the cells of
-// one reference path together (runner_detail.hpp shard_owners).
+// one reference path together (runner.cpp split_shards).
 std::vector<int> shard_cells(const Experiment& e, int shard, int shards);
 
 // flowgauge merge: the files of a sharded (or otherwise split) run -> one file equal to a single

@@ -75,7 +75,7 @@ void write_main(const Experiment& e, const Finished& done, const MainInfo& info,
 // balance depends on it, never a result.
 class CellCost {
  public:
-  explicit CellCost(const Experiment& e);
+  explicit CellCost(const Experiment& e);  // keeps a reference: e must outlive it
   double operator()(const Cell& c) const;
   double reference(const Cell& c) const;  // its reference path: a 4-evaluation-per-step solver
 

@@ -718,6 +718,14 @@ TEST(ExtremesPlan, SizesBeyondTheLimitsAreRefusedByName) {
   expect_plan_error("name = \"x\"\nsteps = [101]\n[data]\ng = { preset = \"gaussian\" }\n", "steps", "101", small);
 }
 
+TEST(ExtremesPlan, AnExplicitGridNeedsTwoPoints) {
+  // Named at its key, not later as a grid "with -1 steps" (the plan marks explicit grids by their step count).
+  const std::string head = "name = \"x\"\nsteps = [4]\n[data]\ng = { preset = \"gaussian\" }\n[schedules]\n"
+                           "vp = { name = \"vp-linear\" }\n[[solvers]]\nname = \"euler\"\n[[grids]]\nkind = \"explicit\"\n";
+  expect_plan_error(head + "times = []\n", "grids[0].times", "at least 2 points (one step), got 0");
+  expect_plan_error(head + "sigmas = [80]\n", "grids[0].sigmas", "at least 2 points (one step), got 1");
+}
+
 TEST(ExtremesPlan, DataThatIsNotARegularFileIsNeverRead) {
   // /dev/zero would be read forever; a directory is not a mixture.
   expect_plan_error(kPlanHead + "[data]\ng = { file = \"/dev/zero\" }\n", "data.g.file", "not a regular file");

@@ -174,6 +174,7 @@ DataAxis load_data(const Ctx& c, const std::string& label, const toml::node& n, 
     }
     d.source = "inline";
   }
+  d.fingerprint = mixture_fingerprint(*d.mixture);
   return d;
 }
 
@@ -288,7 +289,7 @@ std::vector<Filter> load_filters(const Ctx& c, const toml::table& root, const ch
 
 std::string Experiment::cell_key(const Cell& c) const {
   return fmt::format("data={}[{}];schedule={}:{};solver={};grid={};steps={};seed={}", data[c.data].name,
-                     mixture_fingerprint(*data[c.data].mixture), schedules[c.schedule].name,
+                     data[c.data].fingerprint, schedules[c.schedule].name,
                      schedules[c.schedule].schedule->describe(), solvers[c.solver].label, grids[c.grid].label, c.steps, c.seed);
 }
 

@@ -19,6 +19,7 @@ struct DataAxis {
   std::string name;
   std::shared_ptr<const GaussianMixture> mixture;
   std::string source;  // "file path", "preset name" or "inline"
+  std::string fingerprint;  // hash of the parameters, in each cell's key (computed once: K d^2 numbers)
 };
 
 struct ScheduleAxis {

@@ -87,7 +87,7 @@ class CellCost {
 // (ties: order of first appearance in `cells`), cells of a group in the order of `cells`. Only
 // cells in `cells` appear. Flat: 4 bytes per cell and ~20 per group (no per-group allocation).
 struct Groups {
-  std::vector<int> ids;                // group after group
+  std::vector<int> ids;              // group after group
   std::vector<std::uint32_t> start;  // group g: ids[start[g] .. start[g + 1]); size() + 1 entries
   std::size_t size() const { return start.empty() ? 0 : start.size() - 1; }
   std::span<const int> operator[](std::size_t g) const { return {ids.data() + start[g], ids.data() + start[g + 1]}; }

@@ -7,7 +7,7 @@
 
 namespace flowgauge::detail {
 
-Finished::Finished(std::size_t plan_cells, const std::string& dir) : slot_(plan_cells, kNone) {
+Finished::Finished(std::size_t plan_cells, const std::string& dir) : done_(plan_cells) {
   if (!dir.empty()) file_ = std::make_unique<ScratchFile>(dir, "file of finished rows");
 }
 
@@ -19,8 +19,8 @@ bool Finished::emplace(int id, const Table& row) {
     if (std::find(row.names.begin(), row.names.begin() + static_cast<std::ptrdiff_t>(k), row.names[k]) !=
         row.names.begin() + static_cast<std::ptrdiff_t>(k))
       throw std::logic_error(fmt::format("Finished::emplace: cell {}: column {} twice", id, row.names[k]));
-  if (id < 0 || std::size_t(id) >= slot_.size())
-    throw std::logic_error(fmt::format("Finished::emplace: cell {} is not in the plan's {} cells", id, slot_.size()));
+  if (id < 0 || std::size_t(id) >= done_.universe())
+    throw std::logic_error(fmt::format("Finished::emplace: cell {} is not in the plan's {} cells", id, done_.universe()));
   if (count(id)) return false;
   if (cols_.empty())
     for (std::size_t k = 0; k < row.names.size(); ++k) cols_.push_back({.name = row.names[k], .type = row.columns[k].index()});
@@ -49,34 +49,37 @@ bool Finished::emplace(int id, const Table& row) {
     }
   }
   const std::size_t bytes = rec.size() * 8;
-  if (file_ && !file_full_) {
+  bool kept = false;
+  if (file_) {
     try {
-      file_->write(rec.data(), bytes, static_cast<off_t>(in_file_ * bytes));
-      ++in_file_;
+      file_->write(rec.data(), bytes, static_cast<off_t>(std::size_t(id) * bytes));
+      kept = true;
     } catch (const ScratchFileError&) {
-      file_full_ = true;  // the run's own writes will report the disk
+      // the run's own writes will report the disk
     }
   }
-  if (!file_ || file_full_) memory_.insert(memory_.end(), rec.begin(), rec.end());
-  slot_[std::size_t(id)] = static_cast<std::uint32_t>(records_++);
+  if (!kept) {
+    in_memory_.emplace(id, memory_.size());
+    memory_.insert(memory_.end(), rec.begin(), rec.end());
+  }
+  done_.insert(id);
+  ++records_;
   return true;
-}
-
-std::vector<int> Finished::ids() const {
-  std::vector<int> out;
-  out.reserve(records_);
-  for (std::size_t id = 0; id < slot_.size(); ++id)
-    if (slot_[id] != kNone) out.push_back(static_cast<int>(id));
-  return out;
 }
 
 void Finished::read(const std::vector<int>& ids, std::vector<std::uint64_t>& out) const {
   const std::size_t n = cols_.size();
   out.resize(ids.size() * n);
-  for (std::size_t r = 0; r < ids.size(); ++r) {
-    const std::size_t s = slot_[std::size_t(ids[r])];
-    if (s < in_file_) file_->read(&out[r * n], n * 8, static_cast<off_t>(s * n * 8));
-    else std::copy_n(memory_.begin() + static_cast<std::ptrdiff_t>((s - in_file_) * n), n, out.begin() + static_cast<std::ptrdiff_t>(r * n));
+  for (std::size_t r = 0; r < ids.size();) {
+    if (const auto it = in_memory_.find(ids[r]); it != in_memory_.end()) {
+      std::copy_n(memory_.begin() + static_cast<std::ptrdiff_t>(it->second), n, out.begin() + static_cast<std::ptrdiff_t>(r * n));
+      ++r;
+      continue;
+    }
+    std::size_t run = 1;  // consecutive ids in the file: one read
+    while (r + run < ids.size() && ids[r + run] == ids[r] + static_cast<int>(run) && !in_memory_.contains(ids[r + run])) ++run;
+    file_->read(&out[r * n], run * n * 8, static_cast<off_t>(std::size_t(ids[r]) * n * 8));
+    r += run;
   }
 }
 
@@ -97,8 +100,9 @@ Table::Column Finished::decode(std::size_t c, const std::vector<std::uint64_t>& 
 
 Table Finished::rows(int first, int last, const std::vector<std::string>& only) const {
   std::vector<int> ids;
-  for (int id = std::max(first, 0); id < last && std::size_t(id) < slot_.size(); ++id)
-    if (slot_[std::size_t(id)] != kNone) ids.push_back(id);
+  for (std::size_t id = done_.next(static_cast<std::size_t>(std::max(first, 0))); id < done_.universe() && id < std::size_t(std::max(last, 0));
+       id = done_.next(id + 1))
+    ids.push_back(static_cast<int>(id));
   std::vector<std::uint64_t> records;
   read(ids, records);
   Table t;
@@ -118,15 +122,17 @@ void Finished::write(hid_t loc, const std::string& group) const {
   std::vector<int> ids;
   std::vector<std::uint64_t> records;
   std::size_t written = 0;
-  for (std::size_t id = 0; id <= slot_.size(); ++id) {
-    if (id < slot_.size() && slot_[id] != kNone) ids.push_back(static_cast<int>(id));
-    if (ids.size() == kBlock || (id == slot_.size() && !ids.empty())) {
+  for (auto it = done_.begin();;) {
+    const bool last = it == done_.end();
+    if (!last) ids.push_back(*it++);
+    if (ids.size() == kBlock || (last && !ids.empty())) {
       read(ids, records);
       for (std::size_t c = 0; c < cols_.size(); ++c)
         write_rows(sets[c].get(), group, cols_[c].name, written, decode(c, records, ids.size()), cols_[c].width);
       written += ids.size();
       ids.clear();
     }
+    if (last) break;
   }
 }
 

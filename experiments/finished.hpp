@@ -1,18 +1,22 @@
 #pragma once
 // The finished cells of a run, as the runner keeps them (runner_detail.hpp): their rows only, as
 // fixed-width records in an unlinked scratch file next to the cell files, so that a run's memory
-// does not grow with its cells. What stays in memory: 4 bytes per cell of the plan (id -> record)
-// and one dictionary per string column (its distinct values: names, labels, statuses). The arrays
+// does not grow with its cells. Cell id's record is at id x (record size): a sparse file, whose
+// holes (cells not finished) take no disk. What stays in memory: 1 bit per cell of the plan (which
+// are finished) and one dictionary per string column (its distinct values: names, labels,
+// statuses); records the file refused, and all of them without a file, in memory. The arrays
 // (O(steps) each) stay in the cell files and are read back one cell at a time while the main file
 // is written.
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 #include <hdf5.h>
 
+#include "experiments/id_set.hpp"
 #include "results/table.hpp"
 #include "solvers/scratch_file.hpp"
 
@@ -21,16 +25,16 @@ namespace flowgauge::detail {
 class Finished {
  public:
   // Cells 0 .. plan_cells - 1; records in a scratch file in `dir`, or in memory if `dir` is "".
-  // Should the file refuse a write (a full disk, ulimit -f), that record and later ones stay in
-  // memory: the run's next cell file or main file reports the disk, with every finished cell kept.
+  // Should the file refuse a write (a full disk, ulimit -f), that record stays in memory: the run's
+  // next cell file or main file reports the disk, with every finished cell kept.
   explicit Finished(std::size_t plan_cells = 0, const std::string& dir = "");
 
   // `row`: one row, with the columns (names and types) of the rows before it, in any order.
   // False (nothing added) if `id` is there already. Throws std::logic_error on any other mismatch.
   bool emplace(int id, const Table& row);
   std::size_t size() const { return records_; }
-  bool count(int id) const { return id >= 0 && std::size_t(id) < slot_.size() && slot_[std::size_t(id)] != kNone; }
-  std::vector<int> ids() const;  // increasing
+  bool count(int id) const { return done_.contains(id); }
+  const IdSet& ids() const { return done_; }  // iterates by increasing id
   // The rows of the finished cells with first <= id < last, by increasing id: all columns, or
   // those of `only` that exist.
   Table rows(int first, int last, const std::vector<std::string>& only = {}) const;
@@ -38,12 +42,11 @@ class Finished {
   // write_table(loc, group, rows(0, plan_cells)), reading kBlock records at a time.
   void write(hid_t loc, const std::string& group) const;
   std::size_t failed() const { return failed_; }  // rows whose status is not "ok"
-  std::size_t records_in_memory() const { return memory_.size() / std::max<std::size_t>(1, cols_.size()); }
+  std::size_t records_in_memory() const { return in_memory_.size(); }
 
   static constexpr std::size_t kBlock = 4096;  // records read at a time by write()
 
  private:
-  static constexpr std::uint32_t kNone = UINT32_MAX;
   struct Column {
     std::string name;
     std::size_t type;  // Table::Column's alternative: 0 double, 1 long long, 2 string
@@ -56,11 +59,10 @@ class Finished {
   Table::Column decode(std::size_t c, const std::vector<std::uint64_t>& records, std::size_t n) const;
 
   std::vector<Column> cols_;
-  std::vector<std::uint32_t> slot_;  // id -> record number, kNone if not finished
+  IdSet done_;
   std::size_t records_ = 0, failed_ = 0;
-  std::size_t in_file_ = 0;          // records 0 .. in_file_ - 1 are in the file, the rest in memory_
   std::unique_ptr<ScratchFile> file_;
-  bool file_full_ = false;           // a write failed: the later records go to memory_
+  std::unordered_map<int, std::size_t> in_memory_;  // id -> its record in memory_: those the file refused
   std::vector<std::uint64_t> memory_;
 };
 

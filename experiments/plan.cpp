@@ -74,6 +74,14 @@ std::size_t Plan::position(std::size_t id) const {
   }
 }
 
+std::size_t Plan::rank(std::size_t position) const {
+  if (position >= positions_) return size_;
+  const std::size_t w = position / 64, first = w / kWordsPerBlock * kWordsPerBlock;
+  std::size_t n = before_[w / kWordsPerBlock];
+  for (std::size_t i = first; i < w; ++i) n += static_cast<std::size_t>(std::popcount(bits_[i]));
+  return n + static_cast<std::size_t>(std::popcount(bits_[w] & ((std::uint64_t{1} << (position % 64)) - 1)));
+}
+
 std::size_t Plan::next_kept(std::size_t position) const {
   if (position >= positions_) return positions_;
   std::size_t w = position / 64;

@@ -41,6 +41,8 @@ class Plan {
   std::size_t size() const { return size_; }
   bool empty() const { return size_ == 0; }
   std::size_t position(std::size_t id) const;  // select: the id-th kept position
+  bool kept(std::size_t position) const { return position < positions_ && (bits_[position / 64] >> (position % 64) & 1); }
+  std::size_t rank(std::size_t position) const;  // kept positions before `position`: a kept one's id
   Cell operator[](std::size_t id) const { return cell_at(position(id), static_cast<int>(id)); }
   Cell front() const { return (*this)[0]; }
   Cell back() const { return (*this)[size_ - 1]; }

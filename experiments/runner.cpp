@@ -275,7 +275,7 @@ CellArrays cell_file_arrays(const Experiment& e, int id) {
 }
 
 // Finished cells in <output>.cells/.
-Finished load_cells(const Experiment& e, const std::vector<char>& in_scope) {
+Finished load_cells(const Experiment& e, const IdSet& scope) {
   std::lock_guard<std::mutex> lock(g_h5);
   const std::string dir = cells_dir(e);
   if (!fs::exists(dir)) return Finished(e.cells.size());
@@ -286,7 +286,7 @@ Finished load_cells(const Experiment& e, const std::vector<char>& in_scope) {
     if (name.rfind("cell_", 0) != 0 || ent.path().extension() != ".h5") continue;
     const int id = std::stoi(name.substr(5, 6));
     Table r = read_cell(e, id, ent.path().string());
-    if (!in_scope[id])
+    if (!scope.contains(id))
       throw InputError(fmt::format("{}: cell {} does not belong to this run's cells (another shard's?); delete {} to start over",
                                    ent.path().string(), id, dir));
     done.emplace(id, r);
@@ -696,54 +696,84 @@ double CellCost::reference(const Cell& c) const {
   return double(e_.particles) * gm.size() * gm.dim() * c.steps * 4;
 }
 
-Groups reference_groups(const Experiment& e, const std::vector<int>& cells) {
+Groups::Groups(const Experiment& e, IdSet cells) : e_(e), cells_(std::move(cells)) {
   // A group is a plan position without its solver digit; steps and seeds by value (a list may
-  // repeat one), an explicit grid's own step count by the grid.
-  const auto& plan = e.cells;
-  auto first_of = [](const auto& values) {  // index of each value's first occurrence
-    std::map<typename std::decay_t<decltype(values)>::value_type, std::size_t> first;
-    std::vector<std::size_t> cls(values.size());
-    for (std::size_t i = 0; i < values.size(); ++i) cls[i] = first.emplace(values[i], i).first->second;
-    return cls;
+  // repeat one: a class is the index of a value's first occurrence), an explicit grid's own step
+  // count by the grid (class 0: every steps index).
+  auto classes = [](const auto& values) {
+    std::map<typename std::decay_t<decltype(values)>::value_type, std::uint32_t> first;
+    std::vector<std::vector<std::uint32_t>> out(values.size());
+    for (std::uint32_t i = 0; i < values.size(); ++i) out[first.emplace(values[i], i).first->second].push_back(i);
+    return out;
   };
-  const auto step_class = first_of(e.steps), seed_class = first_of(e.seeds);
-  std::vector<char> expl;
-  for (const auto& g : e.grids) expl.push_back(g.spec.kind == "explicit");
-  auto key = [&](std::size_t position) {
-    const auto d = plan.digits(position);
-    return (((d[Plan::kData] * e.schedules.size() + d[Plan::kSchedule]) * e.grids.size() + d[Plan::kGrid]) * e.steps.size() +
-            (expl[d[Plan::kGrid]] ? 0 : step_class[d[Plan::kSteps]])) * e.seeds.size() + seed_class[d[Plan::kSeed]];
+  step_class_ = classes(e.steps);
+  seed_class_ = classes(e.seeds);
+  for (std::uint32_t i = 0; i < e.steps.size(); ++i) all_steps_.push_back(i);
+  struct Found {
+    Group g;
+    int first;  // its first cell (the least id)
+    double cost;
   };
-  constexpr std::uint32_t kNone = UINT32_MAX;
-  std::vector<std::uint32_t> slot(plan.positions() / std::max<std::size_t>(1, e.solvers.size()), kNone);  // key -> group
-  std::vector<std::uint32_t> count;
-  std::vector<double> gcost;
+  std::vector<Found> found;
   const CellCost cost(e);
-  for (int id : cells) {
-    const std::size_t position = plan.position(static_cast<std::size_t>(id));
-    const Cell c = plan.cell_at(position, id);
-    auto& g = slot[key(position)];
-    if (g == kNone) {
-      g = static_cast<std::uint32_t>(count.size());
-      count.push_back(0);
-      gcost.push_back(cost.reference(c));
+  const std::size_t keys = e.data.size() * e.schedules.size() * e.grids.size() * e.steps.size() * e.seeds.size();
+  for (std::size_t k = 0; k < keys; ++k) {
+    const auto key = static_cast<std::uint32_t>(k);
+    const std::size_t seed = k % e.seeds.size(), step = k / e.seeds.size() % e.steps.size();
+    const std::size_t grid = k / (e.seeds.size() * e.steps.size()) % e.grids.size();
+    const bool expl = e.grids[grid].spec.kind == "explicit";
+    if (seed_class_[seed].empty() || (expl ? step != 0 : step_class_[step].empty())) continue;  // not a class's key
+    const Place p = place(key);
+    Found f{{key, 0}, 0, 0.0};
+    for (std::uint32_t t = 0, n = candidates(p); t < n; ++t) {
+      const Cell c = candidate(p, t);
+      if (c.id < 0) continue;
+      if (f.g.cells++ == 0) {
+        f.first = c.id;
+        f.cost = cost.reference(c);
+      }
+      f.cost += cost(c);
     }
-    ++count[g];
-    gcost[g] += cost(c);
+    if (f.g.cells) found.push_back(f);
   }
-  std::vector<std::uint32_t> order(count.size());
-  for (std::size_t i = 0; i < order.size(); ++i) order[i] = static_cast<std::uint32_t>(i);
-  std::stable_sort(order.begin(), order.end(), [&](auto a, auto b) { return gcost[a] > gcost[b]; });
-  Groups out;
-  out.start.assign(order.size() + 1, 0);
-  std::vector<std::uint32_t> next(order.size());  // group (first-appearance number) -> where its next cell goes
-  for (std::size_t r = 0; r < order.size(); ++r) {
-    next[order[r]] = out.start[r];
-    out.start[r + 1] = out.start[r] + count[order[r]];
-  }
-  out.ids.resize(cells.size());
-  for (int id : cells) out.ids[next[slot[key(plan.position(static_cast<std::size_t>(id)))]]++] = id;
-  return out;
+  std::sort(found.begin(), found.end(), [](const Found& a, const Found& b) { return a.cost != b.cost ? a.cost > b.cost : a.first < b.first; });
+  groups_.reserve(found.size());
+  for (const auto& f : found) groups_.push_back(f.g);
+}
+
+Groups::Place Groups::place(std::uint32_t key) const {
+  const auto& e = e_;
+  std::size_t k = key;
+  const std::size_t seed = k % e.seeds.size();
+  k /= e.seeds.size();
+  const std::size_t step = k % e.steps.size();
+  k /= e.steps.size();
+  const std::size_t grid = k % e.grids.size();
+  k /= e.grids.size();  // data x schedules + schedule
+  const bool expl = e.grids[grid].spec.kind == "explicit";
+  return {.base = ((k * e.solvers.size() * e.grids.size() + grid) * e.steps.size()) * e.seeds.size(),
+          .steps = expl ? &all_steps_ : &step_class_[step],
+          .seeds = &seed_class_[seed]};
+}
+
+std::uint32_t Groups::candidates(const Place& p) const {
+  return static_cast<std::uint32_t>(e_.solvers.size() * p.steps->size() * p.seeds->size());
+}
+
+Cell Groups::candidate(const Place& p, std::uint32_t t) const {
+  const std::size_t per_solver = p.steps->size() * p.seeds->size(), r = t % per_solver;
+  const std::size_t position = p.base + t / per_solver * e_.grids.size() * e_.steps.size() * e_.seeds.size() +
+                               (*p.steps)[r / p.seeds->size()] * e_.seeds.size() + (*p.seeds)[r % p.seeds->size()];
+  if (!e_.cells.kept(position)) return {.id = -1};
+  const auto id = static_cast<int>(e_.cells.rank(position));
+  return cells_.contains(id) ? e_.cells.cell_at(position, id) : Cell{.id = -1};
+}
+
+Cell Groups::next(std::size_t g, std::uint32_t& cursor) const {
+  const Place p = place(groups_[g].key);
+  for (const std::uint32_t n = candidates(p); cursor < n;)
+    if (const Cell c = candidate(p, cursor++); c.id >= 0) return c;
+  return {.id = -1};
 }
 
 namespace {
@@ -752,30 +782,33 @@ namespace {
 // the lowest index. Calls owned(id, shard) for every cell of the plan.
 template <class F>
 void split_shards(const Experiment& e, int n, F&& owned) {
-  std::vector<int> all(e.cells.size());
-  for (std::size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int>(i);
-  Groups items = reference_groups(e, all);
+  IdSet all(e.cells.size());
+  for (std::size_t i = 0; i < e.cells.size(); ++i) all.insert(static_cast<long long>(i));
+  const Groups groups(e, std::move(all));
   const CellCost cost(e);
-  if (items.size() < std::size_t(n)) {
-    std::vector<double> c(all.size());
-    for (std::size_t i = 0; i < all.size(); ++i) c[i] = cost(e.cells[i]);
-    std::stable_sort(all.begin(), all.end(), [&](int a, int b) { return c[a] > c[b]; });
-    items.ids = all;
-    items.start.assign(all.size() + 1, 0);
-    for (std::size_t i = 0; i <= all.size(); ++i) items.start[i] = static_cast<std::uint32_t>(i);
-  }
   // (load, shard), least first: the first minimum of the loads, as a scan would find it
   std::priority_queue<std::pair<double, int>, std::vector<std::pair<double, int>>, std::greater<>> least;
   for (int s = 0; s < n; ++s) least.push({0.0, s});
-  for (std::size_t g = 0; g < items.size(); ++g) {
+  auto place = [&](auto&& each_cell) {  // one item: to the least-loaded shard
     auto [load, s] = least.top();
     least.pop();
-    for (int id : items[g]) {
-      owned(id, s);
-      load += cost(e.cells[static_cast<std::size_t>(id)]);
-    }
+    each_cell([&](const Cell& c) {
+      owned(c.id, s);
+      load += cost(c);
+    });
     least.push({load, s});
+  };
+  if (groups.size() >= std::size_t(n)) {
+    for (std::size_t g = 0; g < groups.size(); ++g)
+      place([&](auto&& add) {
+        std::uint32_t cursor = 0;
+        for (Cell c = groups.next(g, cursor); c.id >= 0; c = groups.next(g, cursor)) add(c);
+      });
+    return;
   }
+  std::vector<Cell> cells(e.cells.begin(), e.cells.end());  // fewer groups than shards: a small plan
+  std::stable_sort(cells.begin(), cells.end(), [&](const Cell& a, const Cell& b) { return cost(a) > cost(b); });
+  for (const Cell& c : cells) place([&](auto&& add) { add(c); });
 }
 }  // namespace
 
@@ -785,25 +818,27 @@ std::vector<int> shard_owners(const Experiment& e, int n) {
   return owner;
 }
 
-Assigner::Assigner(const Experiment& e, const std::vector<int>& todo)
-    : groups_(reference_groups(e, todo)), pos_(groups_.size(), 0), left_(todo.size()) {}
+Assigner::Assigner(const Experiment& e, const IdSet& todo) : groups_(e, todo), cursor_(groups_.size(), 0), left_(todo.size()) {
+  for (std::size_t g = 0; g < groups_.size(); ++g) left_in_.push_back(groups_.cells(g));
+}
 
 int Assigner::take(int who) {
   if (left_ == 0) return -1;
   auto& mine = started_[who];
+  std::erase_if(mine, [&](std::size_t g) { return left_in_[g] == 0; });  // so it stays short
   auto give = [&](std::size_t g) {
     --left_;
-    return groups_[g][pos_[g]++];
+    --left_in_[g];
+    return groups_.next(g, cursor_[g]).id;
   };
-  for (auto it = mine.rbegin(); it != mine.rend(); ++it)
-    if (pos_[*it] < groups_[*it].size()) return give(*it);
-  while (next_group_ < groups_.size() && pos_[next_group_] > 0) ++next_group_;  // started by someone
+  if (!mine.empty()) return give(mine.back());  // the one it started last
+  while (next_group_ < groups_.size() && cursor_[next_group_] > 0) ++next_group_;  // started by someone
   std::size_t g = next_group_;
   if (g == groups_.size()) {  // every group started: help the one with the most cells left
-    std::size_t best = 0;
+    std::uint32_t best = 0;
     for (std::size_t i = 0; i < groups_.size(); ++i)
-      if (groups_[i].size() - pos_[i] > best) {
-        best = groups_[i].size() - pos_[i];
+      if (left_in_[i] > best) {
+        best = left_in_[i];
         g = i;
       }
   }
@@ -869,14 +904,18 @@ void WorkerPool::work(int worker) {
 
 // ---- before the first cell ----
 
-std::vector<int> scope_of(const Experiment& e, const RunOptions& opt) {
-  if (opt.shards > 0) return shard_cells(e, opt.shard, opt.shards);
-  std::vector<int> all(e.cells.size());
-  for (std::size_t i = 0; i < all.size(); ++i) all[i] = static_cast<int>(i);
-  return all;
+IdSet scope_of(const Experiment& e, const RunOptions& opt) {
+  IdSet scope(e.cells.size());
+  if (opt.shards > 0)
+    split_shards(e, opt.shards, [&](int id, int s) {
+      if (s == opt.shard) scope.insert(id);
+    });
+  else
+    for (std::size_t i = 0; i < e.cells.size(); ++i) scope.insert(static_cast<long long>(i));
+  return scope;
 }
 
-Prepared prepare(const Experiment& e, const std::vector<int>& scope, int threads) {
+Prepared prepare(const Experiment& e, const IdSet& scope, int threads) {
   h5::quiet();
   Prepared p;
   p.started = utc_now();
@@ -905,11 +944,10 @@ Prepared prepare(const Experiment& e, const std::vector<int>& scope, int threads
   }
   p.lock = std::make_unique<OutputLock>(e.output);  // before anything is removed or written
   remove_stale_partials(e);
-  std::vector<char> in_scope(e.cells.size(), 0);
-  for (int id : scope) in_scope[id] = 1;
-  p.done = load_cells(e, in_scope);
+  p.done = load_cells(e, scope);
+  p.todo = IdSet(e.cells.size());
   for (int id : scope)
-    if (!p.done.count(id)) p.todo.push_back(id);
+    if (!p.done.count(id)) p.todo.insert(id);
   return p;
 }
 

@@ -10,7 +10,6 @@
 #include <map>
 #include <memory>
 #include <mutex>
-#include <span>
 #include <string>
 #include <thread>
 #include <utility>
@@ -20,6 +19,7 @@
 
 #include "experiments/config.hpp"
 #include "experiments/finished.hpp"
+#include "experiments/id_set.hpp"
 #include "experiments/runner.hpp"
 #include "results/table.hpp"
 
@@ -84,15 +84,36 @@ class CellCost {
   std::vector<double> evals_;  // per solver
 };
 // Cells that share one reference path (data, schedule, grid, steps, seed), costliest group first
-// (ties: order of first appearance in `cells`), cells of a group in the order of `cells`. Only
-// cells in `cells` appear. Flat: 4 bytes per cell and ~20 per group (no per-group allocation).
-struct Groups {
-  std::vector<int> ids;              // group after group
-  std::vector<std::uint32_t> start;  // group g: ids[start[g] .. start[g + 1]); size() + 1 entries
-  std::size_t size() const { return start.empty() ? 0 : start.size() - 1; }
-  std::span<const int> operator[](std::size_t g) const { return {ids.data() + start[g], ids.data() + start[g + 1]}; }
+// (ties: the group whose first cell comes first), cells of a group in plan order. Only cells in
+// `cells` appear. A group is kept as its key and found again in the plan when its cells are asked
+// for: 8 bytes a group (the plan's solvers on one path), nothing a cell.
+class Groups {
+ public:
+  Groups(const Experiment& e, IdSet cells);  // keeps a reference to e: e must outlive it
+  std::size_t size() const { return groups_.size(); }
+  std::uint32_t cells(std::size_t g) const { return groups_[g].cells; }
+  // The first cell of group g at or after its candidate `cursor` (its positions, in plan order,
+  // numbered from 0), cursor moved past it; a cell with id -1 when there is none.
+  Cell next(std::size_t g, std::uint32_t& cursor) const;
+
+ private:
+  struct Group {
+    std::uint32_t key, cells;
+  };
+  struct Place {  // a group key's digits and the candidate positions' step and seed indices
+    std::size_t base;  // the position of (data, schedule, solver 0, grid, step 0, seed 0)
+    const std::vector<std::uint32_t>*steps, *seeds;
+  };
+  Place place(std::uint32_t key) const;
+  Cell candidate(const Place& p, std::uint32_t t) const;  // id -1 if not a cell of `cells_`
+  std::uint32_t candidates(const Place& p) const;
+
+  const Experiment& e_;
+  IdSet cells_;
+  std::vector<std::vector<std::uint32_t>> step_class_, seed_class_;  // class (index of a value's first occurrence) -> indices
+  std::vector<std::uint32_t> all_steps_;  // an explicit grid's candidates: every steps index
+  std::vector<Group> groups_;
 };
-Groups reference_groups(const Experiment& e, const std::vector<int>& cells);
 // The static split of job arrays: owner shard (0..n-1) of every cell of the plan, a deterministic
 // function of the plan and n.
 std::vector<int> shard_owners(const Experiment& e, int n);
@@ -102,14 +123,14 @@ std::vector<int> shard_owners(const Experiment& e, int n);
 // group nobody has started, else the group with the most cells left. Not thread-safe.
 class Assigner {
  public:
-  Assigner(const Experiment& e, const std::vector<int>& todo);
+  Assigner(const Experiment& e, const IdSet& todo);
   int take(int who);  // -1: nothing left
   std::size_t left() const { return left_; }
 
  private:
   Groups groups_;
-  std::vector<std::uint32_t> pos_;
-  std::map<int, std::vector<std::size_t>> started_;
+  std::vector<std::uint32_t> cursor_, left_in_;  // per group: its next candidate, its cells not handed out
+  std::map<int, std::vector<std::size_t>> started_;  // per requester: its started groups with cells left
   std::size_t next_group_ = 0, left_ = 0;
 };
 
@@ -206,13 +227,13 @@ struct Prepared {
   std::unique_ptr<OutputLock> lock;  // held until the run ends
   std::shared_ptr<const Extras> extras;
   Finished done;
-  std::vector<int> todo;  // cells of scope not finished, plan order
+  IdSet todo;  // cells of scope not finished
   std::string started;
 };
-Prepared prepare(const Experiment& e, const std::vector<int>& scope, int threads);
+Prepared prepare(const Experiment& e, const IdSet& scope, int threads);
 
 int resolve_threads(const Experiment& e, const RunOptions& opt);
-std::vector<int> scope_of(const Experiment& e, const RunOptions& opt);  // the cells this run is for
+IdSet scope_of(const Experiment& e, const RunOptions& opt);  // the cells this run is for
 std::string hms(double seconds);
 std::string run_command(const Experiment& e);
 

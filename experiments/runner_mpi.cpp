@@ -69,7 +69,7 @@ std::string error_text(const std::exception_ptr& error, int& status) {
 }
 
 // ---- rank 0: serves requests, computes with its own threads, writes the main file ----
-RunSummary coordinate(const Session& s, const Experiment& e, const RunOptions& opt, const std::vector<int>& scope, Prepared& p) {
+RunSummary coordinate(const Session& s, const Experiment& e, const RunOptions& opt, const IdSet& scope, Prepared& p) {
   const auto t_start = std::chrono::steady_clock::now();
   MainInfo info{.complete = p.todo.empty(), .started = p.started, .threads = resolve_threads(e, opt), .command = run_command(e),
                 .shard = opt.shard, .shards = opt.shards, .scope = scope.size()};

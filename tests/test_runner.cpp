@@ -34,6 +34,7 @@
 #include "analytics/order_fit.hpp"
 #include "analytics/schedule.hpp"
 #include "experiments/config.hpp"
+#include "experiments/id_set.hpp"
 #include "results/h5.hpp"
 #include "results/table.hpp"
 #include "solvers/grid.hpp"
@@ -268,6 +269,29 @@ void expect_plan_matches_list(int data, int schedules, int solvers, const std::v
       ASSERT_EQ(plan.position(id), kept[id]) << "pattern " << k << " id " << id;
       ASSERT_TRUE(same(plan[id], id)) << "pattern " << k << " id " << id;
     }
+    for (std::size_t p = 0, before = 0; p <= all.size(); ++p) {  // rank: kept positions before p
+      ASSERT_EQ(plan.rank(p), before) << "pattern " << k << " position " << p;
+      const bool in = before < kept.size() && kept[before] == p;
+      ASSERT_EQ(plan.kept(p), in) << "pattern " << k << " position " << p;
+      before += in;
+    }
+    // the same ids as an IdSet, inserted in a shuffled order
+    IdSet set(all.size());
+    auto shuffled = kept;
+    std::shuffle(shuffled.begin(), shuffled.end(), rng);
+    for (auto p : shuffled) ASSERT_TRUE(set.insert(static_cast<long long>(p)));
+    if (!kept.empty()) {
+      EXPECT_FALSE(set.insert(static_cast<long long>(kept[0]))) << "already there";
+    }
+    EXPECT_EQ(set.size(), kept.size());
+    EXPECT_EQ(std::vector<std::size_t>(set.begin(), set.end()), kept) << "pattern " << k;
+    for (std::size_t p = 0, i = 0; p <= all.size(); ++p) {
+      while (i < kept.size() && kept[i] < p) ++i;
+      ASSERT_EQ(set.next(p), i < kept.size() ? kept[i] : all.size()) << "pattern " << k << " from " << p;
+      ASSERT_EQ(set.contains(static_cast<long long>(p)), i < kept.size() && kept[i] == p);
+    }
+    EXPECT_FALSE(set.contains(-1));
+    EXPECT_THROW(set.insert(static_cast<long long>(all.size())), std::out_of_range);
     std::size_t id = 0;
     for (auto it = plan.begin(); it != plan.end(); ++it, ++id) {
       ASSERT_EQ(it.position(), kept[id]) << "pattern " << k;
@@ -279,7 +303,7 @@ void expect_plan_matches_list(int data, int schedules, int solvers, const std::v
   }
 }
 
-TEST(Plan, SelectAndIterationAgreeWithAListOfTheKeptPositions) {
+TEST(Plan, SelectRankAndIterationAgreeWithAListOfTheKeptPositions) {
   // 1080 positions: 17 words, the last 512-position block partial; grid 1 explicit (6 steps)
   expect_plan_matches_list(3, 2, 5, {-1, 6, -1}, {4, 8, 16}, {9, 2, 5, 11});
   // 1024 positions: exactly two blocks of 8 words
@@ -1014,8 +1038,8 @@ name = ["euler", "heun", "rk4", "ddim", "dpmpp_2m"]
     peak_kb[seeds] = kb;
   }
   // 198000 more cells: the plan as a list of cells and string-keyed reference groups added 17.1 MB
-  // (measured, ~88 B per cell); one bit per cell and flat groups (~13 B per cell while the shards
-  // are split) add < 3 MB (measured 1.0). Bound: 4 MB.
+  // (measured, ~88 B per cell); bits per cell and 8-24 B per reference group of 5 cells (while the
+  // shards are split) add < 3 MB (measured 1.0 with flat per-cell group lists, 0.6 without). Bound: 4 MB.
   EXPECT_LT(peak_kb[2000] - peak_kb[20], 4 * 1024) << "peak RSS " << peak_kb[20] << " kB for 2000 cells, " << peak_kb[2000]
                                                 << " kB for 200000";
 }

@@ -20,6 +20,7 @@
 #include <future>
 #include <mutex>
 #include <queue>
+#include <set>
 #include <thread>
 
 #include "analytics/errors.hpp"
@@ -1196,17 +1197,21 @@ MergeSummary merge_runs(const std::string& output, const std::vector<std::string
         problems.push_back(fmt::format("{}: from another experiment (plan {}, not {}'s plan {})", in.path, in.hash, file, hash));
   if (problems.empty()) {
     // Every cell exactly once.
-    std::map<int, std::vector<std::string>> where;
+    IdSet seen(e.cells.size());  // 1 bit a cell; which inputs hold a duplicate is looked up when there is one
+    std::set<int> twice;
     for (const auto& in : ins)
-      for (const int id : in.ids) {
+      for (const int id : in.ids)
         if (id < 0 || id >= int(e.cells.size())) problems.push_back(fmt::format("{}: cell {} is not in the plan", in.path, id));
-        where[id].push_back(in.path);
-      }
-    for (const auto& [id, files] : where)
-      if (files.size() > 1) problems.push_back(fmt::format("cell {} is duplicated: in {}", id, fmt::join(files, " and ")));
+        else if (!seen.insert(id)) twice.insert(id);
+    for (const int id : twice) {
+      std::vector<std::string> files;
+      for (const auto& in : ins)
+        if (std::binary_search(in.ids.begin(), in.ids.end(), id)) files.push_back(in.path);
+      problems.push_back(fmt::format("cell {} is duplicated: in {}", id, fmt::join(files, " and ")));
+    }
     std::vector<int> missing;
     for (int id = 0; id < int(e.cells.size()); ++id)
-      if (!where.count(id)) missing.push_back(id);
+      if (!seen.contains(id)) missing.push_back(id);
     if (!missing.empty()) {
       // Name them by shard where the inputs are shards of one split.
       const int n = ins.front().shard_count;
@@ -1248,10 +1253,10 @@ MergeSummary merge_runs(const std::string& output, const std::vector<std::string
   if (!parent.empty()) fs::create_directories(parent, ec);
   const OutputLock lock(output);  // not while a run writes it
   Finished done(e.cells.size(), parent.empty() ? "." : parent.string());
-  std::vector<std::size_t> source(e.cells.size());  // cell id -> input
+  std::vector<std::uint32_t> source(e.cells.size());  // cell id -> input
   for (std::size_t i = 0; i < ins.size(); ++i) {
     add_merge_rows(ins[i], done);
-    for (const int id : ins[i].ids) source[std::size_t(id)] = i;
+    for (const int id : ins[i].ids) source[std::size_t(id)] = static_cast<std::uint32_t>(i);
   }
   e.output = output;
   const auto extras = compute_extras(e, 1);

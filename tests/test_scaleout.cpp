@@ -349,7 +349,8 @@ TEST_F(Scaleout, MergeRefusesDuplicatedCells) {
   const auto r = run(fmt::format("merge {} {} {} {} {}", path("merged.h5"), shard_file(0, 3), shard_file(1, 3), shard_file(2, 3),
                                  path("copy.h5")));
   EXPECT_EQ(r.status, 2) << r.output;
-  EXPECT_NE(r.output.find(fmt::format("cell {} is duplicated", dup)), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find(fmt::format("cell {} is duplicated: in {} and {}\n", dup, shard_file(0, 3), path("copy.h5"))), std::string::npos)
+      << r.output;
   EXPECT_FALSE(fs::exists(path("merged.h5")));
 }
 

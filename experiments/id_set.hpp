@@ -10,6 +10,18 @@
 
 namespace flowgauge {
 
+// The first set bit at or after `from` among the first n bits of `bits`, or n (bits past n are 0).
+inline std::size_t next_set_bit(const std::vector<std::uint64_t>& bits, std::size_t n, std::size_t from) {
+  if (from >= n) return n;
+  std::size_t w = from / 64;
+  std::uint64_t word = bits[w] & (~std::uint64_t{0} << (from % 64));
+  while (word == 0) {
+    if (++w == bits.size()) return n;
+    word = bits[w];
+  }
+  return w * 64 + static_cast<std::size_t>(std::countr_zero(word));
+}
+
 class IdSet {
  public:
   IdSet() = default;
@@ -32,16 +44,7 @@ class IdSet {
     return true;
   }
   // The first id >= from in the set, or universe().
-  std::size_t next(std::size_t from) const {
-    if (from >= universe_) return universe_;
-    std::size_t w = from / 64;
-    std::uint64_t word = bits_[w] & (~std::uint64_t{0} << (from % 64));
-    while (word == 0) {
-      if (++w == bits_.size()) return universe_;
-      word = bits_[w];
-    }
-    return w * 64 + static_cast<std::size_t>(std::countr_zero(word));
-  }
+  std::size_t next(std::size_t from) const { return next_set_bit(bits_, universe_, from); }
 
   // Increasing ids.
   class iterator {

@@ -5,6 +5,8 @@
 #include <limits>
 #include <stdexcept>
 
+#include "experiments/id_set.hpp"
+
 namespace flowgauge {
 
 Plan::Plan(std::size_t data, std::size_t schedules, std::size_t solvers, std::vector<int> explicit_steps, std::vector<int> steps,
@@ -82,16 +84,7 @@ std::size_t Plan::rank(std::size_t position) const {
   return n + static_cast<std::size_t>(std::popcount(bits_[w] & ((std::uint64_t{1} << (position % 64)) - 1)));
 }
 
-std::size_t Plan::next_kept(std::size_t position) const {
-  if (position >= positions_) return positions_;
-  std::size_t w = position / 64;
-  std::uint64_t word = bits_[w] & (~std::uint64_t{0} << (position % 64));
-  while (word == 0) {
-    if (++w == bits_.size()) return positions_;
-    word = bits_[w];
-  }
-  return w * 64 + static_cast<std::size_t>(std::countr_zero(word));
-}
+std::size_t Plan::next_kept(std::size_t position) const { return next_set_bit(bits_, positions_, position); }
 
 Plan::iterator Plan::begin() const { return {this, 0, size_ ? next_kept(0) : positions_}; }
 

@@ -7,9 +7,16 @@
 
 namespace flowgauge::detail {
 
-Finished::Finished(std::size_t plan_cells, const std::string& dir) : done_(plan_cells) {
+Finished::Finished(IdSet scope, const std::string& dir)
+    : scope_(std::move(scope)), done_(scope_.universe()), scope_ranks_(block_ranks(scope_.words())) {
   if (!dir.empty()) file_ = std::make_unique<ScratchFile>(dir, "file of finished rows");
 }
+
+Finished::Finished(std::size_t plan_cells, const std::string& dir) : Finished([&] {
+  IdSet all(plan_cells);
+  for (std::size_t id = 0; id < plan_cells; ++id) all.insert(static_cast<long long>(id));
+  return all;
+}(), dir) {}
 
 bool Finished::emplace(int id, const Table& row) {
   for (const auto& c : row.columns)
@@ -19,8 +26,8 @@ bool Finished::emplace(int id, const Table& row) {
     if (std::find(row.names.begin(), row.names.begin() + static_cast<std::ptrdiff_t>(k), row.names[k]) !=
         row.names.begin() + static_cast<std::ptrdiff_t>(k))
       throw std::logic_error(fmt::format("Finished::emplace: cell {}: column {} twice", id, row.names[k]));
-  if (id < 0 || std::size_t(id) >= done_.universe())
-    throw std::logic_error(fmt::format("Finished::emplace: cell {} is not in the plan's {} cells", id, done_.universe()));
+  if (!scope_.contains(id))
+    throw std::logic_error(fmt::format("Finished::emplace: cell {} is not among the store's {} cells", id, scope_.size()));
   if (count(id)) return false;
   if (cols_.empty())
     for (std::size_t k = 0; k < row.names.size(); ++k) cols_.push_back({.name = row.names[k], .type = row.columns[k].index()});
@@ -52,7 +59,7 @@ bool Finished::emplace(int id, const Table& row) {
   bool kept = false;
   if (file_) {
     try {
-      file_->write(rec.data(), bytes, static_cast<off_t>(std::size_t(id) * bytes));
+      file_->write(rec.data(), bytes, static_cast<off_t>(slot(id) * bytes));
       kept = true;
     } catch (const ScratchFileError&) {
       // the run's own writes will report the disk
@@ -70,15 +77,17 @@ bool Finished::emplace(int id, const Table& row) {
 void Finished::read(const std::vector<int>& ids, std::vector<std::uint64_t>& out) const {
   const std::size_t n = cols_.size();
   out.resize(ids.size() * n);
+  auto in_memory = [&](int id) { return in_memory_.empty() ? in_memory_.end() : in_memory_.find(id); };
   for (std::size_t r = 0; r < ids.size();) {
-    if (const auto it = in_memory_.find(ids[r]); it != in_memory_.end()) {
+    if (const auto it = in_memory(ids[r]); it != in_memory_.end()) {
       std::copy_n(memory_.begin() + static_cast<std::ptrdiff_t>(it->second), n, out.begin() + static_cast<std::ptrdiff_t>(r * n));
       ++r;
       continue;
     }
-    std::size_t run = 1;  // consecutive ids in the file: one read
-    while (r + run < ids.size() && ids[r + run] == ids[r] + static_cast<int>(run) && !in_memory_.contains(ids[r + run])) ++run;
-    file_->read(&out[r * n], run * n * 8, static_cast<off_t>(std::size_t(ids[r]) * n * 8));
+    const std::size_t first = slot(ids[r]);
+    std::size_t run = 1;  // records in consecutive slots of the file: one read
+    while (r + run < ids.size() && slot(ids[r + run]) == first + run && in_memory(ids[r + run]) == in_memory_.end()) ++run;
+    file_->read(&out[r * n], run * n * 8, static_cast<off_t>(first * n * 8));
     r += run;
   }
 }

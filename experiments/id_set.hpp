@@ -22,6 +22,26 @@ inline std::size_t next_set_bit(const std::vector<std::uint64_t>& bits, std::siz
   return w * 64 + static_cast<std::size_t>(std::countr_zero(word));
 }
 
+// Rank in O(1): the set bits before each block of kRankBlockWords words (512 bits), then at most
+// 8 popcounts. block_ranks(bits)[b] = set bits in words [0, b x kRankBlockWords).
+inline constexpr std::size_t kRankBlockWords = 8;
+inline std::vector<std::uint32_t> block_ranks(const std::vector<std::uint64_t>& bits) {
+  std::vector<std::uint32_t> before((bits.size() + kRankBlockWords - 1) / kRankBlockWords, 0);
+  std::size_t n = 0;
+  for (std::size_t w = 0; w < bits.size(); ++w) {
+    if (w % kRankBlockWords == 0) before[w / kRankBlockWords] = static_cast<std::uint32_t>(n);
+    n += static_cast<std::size_t>(std::popcount(bits[w]));
+  }
+  return before;
+}
+// Set bits before bit `pos` (pos < bits.size() x 64).
+inline std::size_t rank_before(const std::vector<std::uint64_t>& bits, const std::vector<std::uint32_t>& before, std::size_t pos) {
+  const std::size_t w = pos / 64;
+  std::size_t n = before[w / kRankBlockWords];
+  for (std::size_t i = w / kRankBlockWords * kRankBlockWords; i < w; ++i) n += static_cast<std::size_t>(std::popcount(bits[i]));
+  return n + static_cast<std::size_t>(std::popcount(bits[w] & ((std::uint64_t{1} << (pos % 64)) - 1)));
+}
+
 class IdSet {
  public:
   IdSet() = default;
@@ -45,11 +65,12 @@ class IdSet {
   }
   // The first id >= from in the set, or universe().
   std::size_t next(std::size_t from) const { return next_set_bit(bits_, universe_, from); }
+  const std::vector<std::uint64_t>& words() const { return bits_; }  // bit id % 64 of word id / 64
 
   // Increasing ids.
   class iterator {
    public:
-    using iterator_category = std::forward_iterator_tag;
+    using iterator_category = std::input_iterator_tag;  // operator* returns a value
     using value_type = int;
     using difference_type = std::ptrdiff_t;
     using pointer = void;

@@ -50,13 +50,9 @@ void Plan::keep(std::size_t position) {
 
 void Plan::freeze() {
   frozen_ = true;
-  before_.assign((bits_.size() + kWordsPerBlock - 1) / kWordsPerBlock, 0);
-  std::size_t n = 0;
-  for (std::size_t w = 0; w < bits_.size(); ++w) {
-    if (w % kWordsPerBlock == 0) before_[w / kWordsPerBlock] = static_cast<std::uint32_t>(n);
-    n += static_cast<std::size_t>(std::popcount(bits_[w]));
-  }
-  size_ = n;
+  before_ = block_ranks(bits_);
+  size_ = 0;
+  for (const auto w : bits_) size_ += static_cast<std::size_t>(std::popcount(w));
 }
 
 std::size_t Plan::position(std::size_t id) const {
@@ -64,7 +60,7 @@ std::size_t Plan::position(std::size_t id) const {
   // the last block with fewer than id + 1 kept positions before it
   const auto b = static_cast<std::size_t>(std::upper_bound(before_.begin(), before_.end(), id) - before_.begin()) - 1;
   std::size_t left = id - before_[b];
-  for (std::size_t w = b * kWordsPerBlock;; ++w) {
+  for (std::size_t w = b * kRankBlockWords;; ++w) {
     std::uint64_t word = bits_[w];
     const auto n = static_cast<std::size_t>(std::popcount(word));
     if (left >= n) {
@@ -76,13 +72,7 @@ std::size_t Plan::position(std::size_t id) const {
   }
 }
 
-std::size_t Plan::rank(std::size_t position) const {
-  if (position >= positions_) return size_;
-  const std::size_t w = position / 64, first = w / kWordsPerBlock * kWordsPerBlock;
-  std::size_t n = before_[w / kWordsPerBlock];
-  for (std::size_t i = first; i < w; ++i) n += static_cast<std::size_t>(std::popcount(bits_[i]));
-  return n + static_cast<std::size_t>(std::popcount(bits_[w] & ((std::uint64_t{1} << (position % 64)) - 1)));
-}
+std::size_t Plan::rank(std::size_t position) const { return position >= positions_ ? size_ : rank_before(bits_, before_, position); }
 
 std::size_t Plan::next_kept(std::size_t position) const { return next_set_bit(bits_, positions_, position); }
 

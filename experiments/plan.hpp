@@ -78,7 +78,6 @@ class Plan {
 
  private:
   std::size_t next_kept(std::size_t position) const;  // the first kept position >= position, or positions_
-  static constexpr std::size_t kWordsPerBlock = 8;    // 512 positions per rank count
 
   Digits radix_{};
   std::size_t positions_ = 0, size_ = 0;
@@ -86,7 +85,7 @@ class Plan {
   std::vector<int> explicit_steps_, steps_;
   std::vector<std::uint64_t> seeds_;
   std::vector<std::uint64_t> bits_;
-  std::vector<std::uint32_t> before_;  // kept positions before each block of kWordsPerBlock words
+  std::vector<std::uint32_t> before_;  // block_ranks(bits_): kept positions before each 512
 };
 
 }  // namespace flowgauge

@@ -279,8 +279,8 @@ CellArrays cell_file_arrays(const Experiment& e, int id) {
 Finished load_cells(const Experiment& e, const IdSet& scope) {
   std::lock_guard<std::mutex> lock(g_h5);
   const std::string dir = cells_dir(e);
-  if (!fs::exists(dir)) return Finished(e.cells.size());
-  Finished done(e.cells.size(), dir);  // the rows in a scratch file there
+  if (!fs::exists(dir)) return Finished(scope);
+  Finished done(scope, dir);  // the rows in a scratch file there
   for (const auto& ent : fs::directory_iterator(dir)) {
     const auto name = ent.path().filename().string();
     if (name.find(".partial-") != std::string::npos) continue;  // half-written: remove_stale_partials

@@ -86,7 +86,7 @@ class CellCost {
 // Cells that share one reference path (data, schedule, grid, steps, seed), costliest group first
 // (ties: the group whose first cell comes first), cells of a group in plan order. Only cells in
 // `cells` appear. A group is kept as its key and found again in the plan when its cells are asked
-// for: 8 bytes a group (the plan's solvers on one path), nothing a cell.
+// for: 8 bytes a group (the plan's solvers on one path) and a copy of `cells` (a bit a cell).
 class Groups {
  public:
   Groups(const Experiment& e, IdSet cells);  // keeps a reference to e: e must outlive it
@@ -130,7 +130,7 @@ class Assigner {
  private:
   Groups groups_;
   std::vector<std::uint32_t> cursor_, left_in_;  // per group: its next candidate, its cells not handed out
-  std::map<int, std::vector<std::size_t>> started_;  // per requester: its started groups with cells left
+  std::map<int, std::vector<std::size_t>> started_;  // per requester: groups it started (exhausted ones dropped at its next take)
   std::size_t next_group_ = 0, left_ = 0;
 };
 

@@ -1,7 +1,7 @@
 // A run's finished rows (experiments/finished.hpp): records in a scratch file read back exactly as
 // given (every double bit pattern, any string), by increasing id whatever the order they came in;
 // the main file's cells table written a block at a time equals the rows; a full disk (ulimit -f)
-// keeps the later records in memory, still exact; malformed rows are refused before anything is added.
+// keeps the records past the limit in memory, still exact; malformed rows are refused before anything is added.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -23,6 +23,7 @@
 
 namespace fs = std::filesystem;
 using namespace flowgauge;
+using flowgauge::IdSet;
 using flowgauge::detail::Finished;
 
 namespace {
@@ -176,8 +177,8 @@ TEST_F(FinishedRows, WrittenTableEqualsTheRowsAcrossBlocks) {
   EXPECT_EQ(read_table(h.get(), "empty").rows(), 0u);
 }
 
-// ulimit -f: the file takes the records that fit (cell id's record is at id x 40 bytes), the rest
-// stay in memory, and all read back exactly.
+// ulimit -f: the file takes the records that fit (a cell's record is at its rank among the store's
+// cells x 40 bytes), the rest stay in memory, and all read back exactly.
 TEST_F(FinishedRows, RecordsTheFileRefusesStayInMemory) {
   const pid_t pid = ::fork();
   ASSERT_GE(pid, 0);
@@ -198,13 +199,35 @@ TEST_F(FinishedRows, RecordsTheFileRefusesStayInMemory) {
         same = std::memcmp(x->data(), std::get<std::vector<double>>(want.columns[c]).data(), x->size() * 8) == 0;
       else
         same = got.columns[c] == want.columns[c];
-    ::_exit(spilled ? (same ? 0 : 2) : 1);
+    // A shard's cells (every 7th of 3000): records sit at their rank among them, so the first 102
+    // of the shard fit, not cells 0 .. 101 of the plan.
+    IdSet shard(3000);
+    std::vector<int> mine;
+    for (int id = 0; id < 3000; id += 7) {
+      shard.insert(id);
+      mine.push_back(id);
+    }
+    Finished g(shard, dir.string());
+    auto order = mine;
+    std::shuffle(order.begin(), order.end(), std::mt19937(11));
+    for (int id : order) g.emplace(id, row_of(id));
+    const bool dense = g.records_in_memory() == mine.size() - 102;
+    const Table got_shard = g.rows(0, 3000), want_shard = rows_of(mine);
+    bool same_shard = got_shard.names == want_shard.names;
+    for (std::size_t c = 0; same_shard && c < got_shard.names.size(); ++c)
+      if (const auto* x = std::get_if<std::vector<double>>(&got_shard.columns[c]))
+        same_shard = std::memcmp(x->data(), std::get<std::vector<double>>(want_shard.columns[c]).data(), x->size() * 8) == 0;
+      else
+        same_shard = got_shard.columns[c] == want_shard.columns[c];
+    ::_exit(!spilled ? 1 : !same ? 2 : !dense ? 3 : !same_shard ? 4 : 0);
   }
   int status = 0;
   ::waitpid(pid, &status, 0);
   ASSERT_TRUE(WIFEXITED(status)) << status;
   EXPECT_NE(WEXITSTATUS(status), 1) << "not cells 0 .. 101 in the file and the rest in memory";
   EXPECT_NE(WEXITSTATUS(status), 2) << "the rows did not read back exactly";
+  EXPECT_NE(WEXITSTATUS(status), 3) << "a shard's records are not at their rank among its cells";
+  EXPECT_NE(WEXITSTATUS(status), 4) << "the shard's rows did not read back exactly";
   EXPECT_EQ(WEXITSTATUS(status), 0);
 }
 

@@ -76,6 +76,19 @@ Table rows_of(const std::vector<int>& ids) {
   return t;
 }
 
+// expect_same for a forked child (no gtest there): same names, doubles bitwise, the rest equal.
+bool identical(const Table& got, const Table& want) {
+  bool same = got.names == want.names;
+  for (std::size_t c = 0; same && c < got.names.size(); ++c)
+    if (const auto* x = std::get_if<std::vector<double>>(&got.columns[c])) {
+      const auto* y = std::get_if<std::vector<double>>(&want.columns[c]);
+      same = y && x->size() == y->size() && std::memcmp(x->data(), y->data(), x->size() * 8) == 0;
+    } else {
+      same = got.columns[c] == want.columns[c];
+    }
+  return same;
+}
+
 // ids 0..n-1 except every 3rd, in a shuffled order.
 std::vector<int> shuffled_ids(int n) {
   std::vector<int> ids;
@@ -192,13 +205,7 @@ TEST_F(FinishedRows, RecordsTheFileRefusesStayInMemory) {
     const auto past = std::count_if(ids.begin(), ids.end(), [](int id) { return id >= 102; });  // ends past 4096 bytes
     const bool spilled = f.records_in_memory() == static_cast<std::size_t>(past);
     std::sort(ids.begin(), ids.end());
-    const Table got = f.rows(0, 300), want = rows_of(ids);
-    bool same = got.names == want.names;
-    for (std::size_t c = 0; same && c < got.names.size(); ++c)
-      if (const auto* x = std::get_if<std::vector<double>>(&got.columns[c]))
-        same = std::memcmp(x->data(), std::get<std::vector<double>>(want.columns[c]).data(), x->size() * 8) == 0;
-      else
-        same = got.columns[c] == want.columns[c];
+    const bool same = identical(f.rows(0, 300), rows_of(ids));
     // A shard's cells (every 7th of 3000): records sit at their rank among them, so the first 102
     // of the shard fit, not cells 0 .. 101 of the plan.
     IdSet shard(3000);
@@ -212,13 +219,7 @@ TEST_F(FinishedRows, RecordsTheFileRefusesStayInMemory) {
     std::shuffle(order.begin(), order.end(), std::mt19937(11));
     for (int id : order) g.emplace(id, row_of(id));
     const bool dense = g.records_in_memory() == mine.size() - 102;
-    const Table got_shard = g.rows(0, 3000), want_shard = rows_of(mine);
-    bool same_shard = got_shard.names == want_shard.names;
-    for (std::size_t c = 0; same_shard && c < got_shard.names.size(); ++c)
-      if (const auto* x = std::get_if<std::vector<double>>(&got_shard.columns[c]))
-        same_shard = std::memcmp(x->data(), std::get<std::vector<double>>(want_shard.columns[c]).data(), x->size() * 8) == 0;
-      else
-        same_shard = got_shard.columns[c] == want_shard.columns[c];
+    const bool same_shard = identical(g.rows(0, 3000), rows_of(mine));
     ::_exit(!spilled ? 1 : !same ? 2 : !dense ? 3 : !same_shard ? 4 : 0);
   }
   int status = 0;

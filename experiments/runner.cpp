@@ -850,7 +850,8 @@ int Assigner::take(int who) {
 // ---- worker threads ----
 
 WorkerPool::WorkerPool(const Experiment& e, int threads, std::function<int(int)> next, std::function<void(int, Table&&)> finished)
-    : e_(e), next_(std::move(next)), finished_(std::move(finished)), refs_(new_reference_cache(static_cast<std::size_t>(threads), cells_dir(e))) {
+    : e_(e), next_(std::move(next)), finished_(std::move(finished)), refs_(new_reference_cache(static_cast<std::size_t>(threads), cells_dir(e))),
+      computed_(2 * static_cast<std::size_t>(threads)) {
   running_ = threads;
   for (int i = 0; i < threads; ++i) threads_.emplace_back([this, i] { work(i); });
 }
@@ -890,17 +891,23 @@ void WorkerPool::work(int worker) {
     if (failed()) return;
     try {
       const int id = next_(worker);
-      if (id < 0) return;
-      const Cell& c = e_.cells[id];
-      CellResult r = compute_cell(e_, c, *refs_);
-      write_cell(e_, c, r);  // durable before anyone is told; the arrays live on there only
-      finished_(id, std::move(r.row));
+      auto write = [this](std::pair<int, CellResult>&& cell) { this->write(std::move(cell)); };
+      if (id < 0) {
+        computed_.flush(write);  // nothing left unwritten when the pool stops
+        return;
+      }
+      computed_.push({id, compute_cell(e_, e_.cells[id], *refs_)}, write);
     } catch (...) {
       std::lock_guard<std::mutex> lock(m_);
       if (!error_) error_ = std::current_exception();
       return;
     }
   }
+}
+
+void WorkerPool::write(std::pair<int, CellResult>&& cell) {
+  write_cell(e_, e_.cells[cell.first], cell.second);  // durable before anyone is told; the arrays live on there only
+  finished_(cell.first, std::move(cell.second.row));
 }
 
 // ---- before the first cell ----
@@ -1008,7 +1015,7 @@ RunSummary run_experiment(const Experiment& e, const RunOptions& opt) {
   info.complete = false;
 
   Assigner assigner(e, p.todo);
-  std::mutex m;  // guards assigner, done, in_flight, progress
+  std::mutex m;  // guards assigner, in_flight and changes to done (made by the pool's one writer at a time)
   std::size_t in_flight = 0;
   RebuildClock rebuild(opt.rebuild_seconds);
   auto last_print = std::chrono::steady_clock::time_point{};
@@ -1044,13 +1051,15 @@ RunSummary run_experiment(const Experiment& e, const RunOptions& opt) {
         if (id >= 0) ++in_flight;
         return id;
       },
-      [&](int id, Table&& row) {
-        std::lock_guard<std::mutex> lock(m);
-        done.emplace(id, row);
-        --in_flight;
-        ++computed;
+      [&](int id, Table&& row) {  // one thread at a time: only it changes done, so it reads done without m
+        {
+          std::lock_guard<std::mutex> lock(m);
+          done.emplace(id, row);
+          --in_flight;
+          ++computed;
+        }
         const auto now = std::chrono::steady_clock::now();
-        if (rebuild.due()) {
+        if (rebuild.due()) {  // the other workers go on meanwhile (m is free for next())
           write_main(e, done, info, *p.extras);
           rebuild.rebuilt(now);
         }

@@ -17,6 +17,7 @@
 
 #include <Eigen/Dense>
 
+#include "experiments/combining_queue.hpp"
 #include "experiments/config.hpp"
 #include "experiments/finished.hpp"
 #include "experiments/id_set.hpp"
@@ -135,8 +136,12 @@ class Assigner {
 };
 
 // Worker threads: each asks next(worker) for a cell id (-1: stop; worker = 0 .. threads-1, so an
-// Assigner can keep each thread on its own reference group), computes it, writes its cell file,
-// then hands its row to finished(). next() and finished() are called concurrently.
+// Assigner can keep each thread on its own reference group) and computes it. A computed cell joins
+// a queue; one thread at a time (whichever finds nobody doing it) writes the queued cells' files
+// and hands their rows to finished(), while the others go on computing: no worker waits for
+// another's HDF5 writes, fsyncs or main-file rebuilds (finished() may rebuild). next() is called
+// concurrently (with itself and finished()); finished() never concurrently with itself. Past
+// 2 x threads queued cells a worker waits to write (memory stays a few cells).
 class WorkerPool {
  public:
   WorkerPool(const Experiment& e, int threads, std::function<int(int)> next, std::function<void(int, Table&&)> finished);
@@ -149,6 +154,7 @@ class WorkerPool {
 
  private:
   void work(int worker);
+  void write(std::pair<int, CellResult>&& cell);  // its cell file, then finished()
   const Experiment& e_;
   std::function<int(int)> next_;
   std::function<void(int, Table&&)> finished_;
@@ -157,6 +163,7 @@ class WorkerPool {
   std::condition_variable stopped_;
   int running_ = 0;
   std::exception_ptr error_;
+  CombiningQueue<std::pair<int, CellResult>> computed_;  // cells not yet written
   std::vector<std::thread> threads_;
 };
 

@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
@@ -316,6 +317,23 @@ AtomicOutput::AtomicOutput(std::string path) : path_(std::move(path)) {
     throw WriteError(fmt::format("{}: cannot create: {}", path_, why));
   }
   file_ = Handle(f, H5Fclose);
+}
+
+Handle memory_file() {
+  quiet();
+  Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
+  must(H5Pset_fapl_core(fapl.get(), 1 << 20, /*backing_store=*/false), "fapl_core");
+  must(H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V18, H5F_LIBVER_LATEST), "libver_bounds");
+  static std::atomic<unsigned> n{0};  // the core driver still wants a name, unique among open files
+  const std::string name = fmt::format("flowgauge-memory-{}-{}", ::getpid(), n++);
+  Handle f(H5Fcreate(name.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), H5Fclose);
+  if (!f) throw WriteError(fmt::format("cannot create an in-memory HDF5 file: {}", error_cause()));
+  return f;
+}
+
+void copy_object(hid_t from, const std::string& name, hid_t to) {
+  if (H5Ocopy(from, name.c_str(), to, name.c_str(), H5P_DEFAULT, H5P_DEFAULT) < 0)
+    throw WriteError(fmt::format("{} (copying '{}')", error_cause(), name));
 }
 
 namespace {

@@ -101,6 +101,13 @@ class AtomicOutput {
   std::string close_error_;
 };
 
+// An HDF5 file in memory only (core driver, no backing store), with the format bounds of
+// AtomicOutput's files: objects written once there and copied into many files (copy_object).
+Handle memory_file();
+// Copies object `name` and everything below it from file `from` into `to` under the same name;
+// chunks go across as stored, not filtered again (H5Ocopy). Throws WriteError.
+void copy_object(hid_t from, const std::string& name, hid_t to);
+
 // Silence HDF5's own stderr dump; errors are reported by us with file and dataset names.
 void quiet();
 

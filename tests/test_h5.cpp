@@ -91,6 +91,37 @@ TEST_F(H5Output, ReadsBackAsWrittenAndAppearsOnlyOnCommit) {
   EXPECT_EQ(h5::read_string_attr(f.get(), "status"), "complete");
 }
 
+// The runner's whole-run extras: written once into a memory file, copied into each output.
+TEST_F(H5Output, ObjectsCopiedFromAMemoryFileReadBackAsWrittenAndStayCompressed) {
+  std::srand(11);
+  const Eigen::MatrixXd big = Eigen::MatrixXd::Random(2, 40000);
+  const Eigen::VectorXd small = Eigen::VectorXd::LinSpaced(9, 0, 1);
+  const auto image = h5::memory_file();
+  {
+    h5::Handle g(H5Gcreate2(image.get(), "g", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
+    h5::write_matrix(g.get(), "big", big);
+    h5::write_vector(g.get(), "small", small);
+    h5::write_attr(g.get(), "kind", "extras");
+  }
+  for (const char* name : {"c1.h5", "c2.h5"}) {  // twice: the image is read, never used up
+    h5::AtomicOutput o(path(name));
+    h5::copy_object(image.get(), "g", o.file());
+    o.commit();
+  }
+  EXPECT_THROW(h5::copy_object(image.get(), "missing", image.get()), h5::WriteError);
+  for (const char* name : {"c1.h5", "c2.h5"}) {
+    auto f = h5::open_file(path(name));
+    EXPECT_EQ(h5::read_matrix(f.get(), "g/big", name), big);
+    EXPECT_EQ(h5::read_vector(f.get(), "g/small", name), small);
+    h5::Handle g(H5Gopen2(f.get(), "g", H5P_DEFAULT), H5Gclose);
+    EXPECT_EQ(h5::read_string_attr(g.get(), "kind"), "extras");
+    h5::Handle d(H5Dopen2(f.get(), "g/big", H5P_DEFAULT), H5Dclose);
+    h5::Handle dcpl(H5Dget_create_plist(d.get()), H5Pclose);
+    EXPECT_EQ(H5Pget_nfilters(dcpl.get()), 2);  // shuffle + deflate, as write_matrix sets them
+  }
+  EXPECT_FALSE(fs::exists("flowgauge-memory-" + std::to_string(::getpid()) + "-0"));  // nothing on disk
+}
+
 TEST_F(H5Output, WithoutCommitNothingAppears) {
   {
     h5::AtomicOutput o(path("b.h5"));

@@ -653,8 +653,30 @@ TEST_F(Runner, RunFileFollowsTheDocumentedSchema) {
     EXPECT_EQ(column<long long>(orders, "points")[k], 2);  // errors ~1e-2, far above 100x the reference's ~1e-11
     EXPECT_TRUE(std::isfinite(column<double>(orders, "fitted_order")[k]));
   }
-  // the density lattice of 2-D data
-  EXPECT_TRUE(h5::has_dataset(f.get(), "density/g/logp"));
+  // the density lattice of 2-D data (written once in memory, copied into every rebuild): log p_t at
+  // t_lo, against the closed form log sum_k w_k N(x; alpha mu_k, alpha^2 Sigma_k + sigma^2 I)
+  ASSERT_TRUE(h5::has_dataset(f.get(), "density/g/logp"));
+  {
+    const Eigen::MatrixXd lp = h5::read_matrix(f.get(), "density/g/logp", "s.h5");
+    const Eigen::VectorXd axis = h5::read_vector(f.get(), "density/g/axis", "s.h5");
+    ASSERT_EQ(lp.rows(), axis.size());
+    ASSERT_EQ(lp.cols(), axis.size());
+    const auto& s = *e.schedules.front().schedule;
+    const TimePoint p = s.at(s.t_lo());
+    const auto& comps = e.data.front().mixture->components();
+    for (const Eigen::Index i : {Eigen::Index(0), axis.size() / 3, axis.size() / 2, axis.size() - 7})
+      for (const Eigen::Index j : {Eigen::Index(3), axis.size() / 2 + 5}) {
+        const Eigen::Vector2d x(axis(i), axis(j));
+        double sum = 0;
+        for (const auto& c : comps) {
+          const Eigen::Matrix2d C = p.alpha * p.alpha * c.cov + p.sigma * p.sigma * Eigen::Matrix2d::Identity();
+          const Eigen::Vector2d r = x - p.alpha * c.mean;
+          sum += c.weight * std::exp(-0.5 * r.dot(C.inverse() * r)) / (2 * M_PI * std::sqrt(C.determinant()));
+        }
+        // log-sum-exp vs the direct sum: rounding, relative to |log p| <= ~60 on this lattice
+        EXPECT_NEAR(lp(i, j), std::log(sum), 1e-9 * std::max(1.0, std::abs(std::log(sum)))) << i << ", " << j;
+      }
+  }
 
   if (std::system("/usr/bin/python3 -c 'import h5py, numpy' 2>/dev/null") != 0) GTEST_SKIP() << "python3-h5py missing";
   // As results/README.md reads it: every column a 1-D dataset of one row per cell, strings as bytes.

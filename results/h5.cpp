@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <cstdio>
@@ -264,6 +265,19 @@ std::string read_string_attr(hid_t loc, const std::string& name) {
   return std::string(buf.c_str());
 }
 
+namespace {
+void limit_metadata_cache(hid_t fapl, std::size_t initial, std::size_t max) {
+  H5AC_cache_config_t mdc;
+  mdc.version = H5AC__CURR_CACHE_CONFIG_VERSION;
+  must(H5Pget_mdc_config(fapl, &mdc), "mdc_config");
+  mdc.set_initial_size = true;
+  mdc.initial_size = initial;
+  mdc.max_size = max;
+  mdc.min_size = std::min<std::size_t>(256 << 10, initial);
+  must(H5Pset_mdc_config(fapl, &mdc), "mdc_config");
+}
+}  // namespace
+
 // The file is written through the stream driver (results/h5_vfd.hpp): every write to disk is ours
 // and checked, and a full disk cannot leave HDF5 holding a file it can neither finish nor close
 // (HDF5 1.10 crashes at exit on one).
@@ -281,17 +295,9 @@ AtomicOutput::AtomicOutput(std::string path) : path_(std::move(path)) {
   // HDF5 1.8 groups (links in a fractal heap past 8) instead of 1.6 symbol tables, whose name heap of a
   // group is one block in memory: a 19200-cell rebuild 23.8 -> 22.5 MB peak RSS.
   must(H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V18, H5F_LIBVER_LATEST), "libver_bounds");
-  {  // The metadata cache grows to 32 MB by default while a run file's thousands of groups are written: at
-     // most 2 MB here (convergence study x 16 seeds, 15360 cells: peak RSS 28 -> 24 MB, same time).
-    H5AC_cache_config_t mdc;
-    mdc.version = H5AC__CURR_CACHE_CONFIG_VERSION;
-    must(H5Pget_mdc_config(fapl.get(), &mdc), "mdc_config");
-    mdc.set_initial_size = true;
-    mdc.initial_size = 1 << 20;
-    mdc.max_size = 2 << 20;
-    mdc.min_size = 256 << 10;
-    must(H5Pset_mdc_config(fapl.get(), &mdc), "mdc_config");
-  }
+  // The metadata cache grows to 32 MB by default while a run file's thousands of groups are written: at
+  // most 2 MB here (convergence study x 16 seeds, 15360 cells: peak RSS 28 -> 24 MB, same time).
+  limit_metadata_cache(fapl.get(), 1 << 20, 2 << 20);
   // Each open dataset keeps a 64 kB sieve buffer, and a table's columns are all open while it is
   // written a block at a time (Finished::write): 22 columns, 1.4 MB. The writes here are whole blocks
   // of a dataset, which a sieve does not help.
@@ -322,7 +328,8 @@ AtomicOutput::AtomicOutput(std::string path) : path_(std::move(path)) {
 Handle memory_file() {
   quiet();
   Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
-  must(H5Pset_fapl_core(fapl.get(), 1 << 20, /*backing_store=*/false), "fapl_core");
+  limit_metadata_cache(fapl.get(), 256 << 10, 256 << 10);  // open for a whole run: 2 MB by default
+  must(H5Pset_fapl_core(fapl.get(), 64 << 10, /*backing_store=*/false), "fapl_core");
   must(H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V18, H5F_LIBVER_LATEST), "libver_bounds");
   static std::atomic<unsigned> n{0};  // the core driver still wants a name, unique among open files
   const std::string name = fmt::format("flowgauge-memory-{}-{}", ::getpid(), n++);
